@@ -1,0 +1,114 @@
+"""Point-spread functions of a defocused lens, as small NumPy kernels.
+
+Kernels are built once per depth layer, outside the TensorFlow graph, and then
+used as constants by :mod:`d3tf.optics.render`. Both shapes are normalised to
+sum to one, and both grow smoothly from a single pixel (a sharp image) as the
+blur diameter grows from zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: The paper's ratio between Gaussian standard deviation and blur diameter.
+DEFAULT_RHO = 0.3
+#: Gaussian kernels reach this many standard deviations (as scipy.ndimage).
+GAUSSIAN_TRUNCATE = 4.0
+#: Sub-samples per pixel side used to integrate the disk's area over a pixel.
+DISK_SUPERSAMPLING = 16
+
+PSF_SHAPES = ("gaussian", "disk")
+
+
+def check_psf(psf: str) -> str:
+  """Returns ``psf`` if it names a known PSF shape, else raises ValueError."""
+  if psf not in PSF_SHAPES:
+    raise ValueError(f"psf must be one of {PSF_SHAPES}, got {psf!r}")
+  return psf
+
+
+def gaussian_sigma_px(blur_diameter_px: float, rho: float = DEFAULT_RHO) -> float:
+  """Standard deviation in pixels of the Gaussian PSF: ``rho * eps``."""
+  return rho * abs(float(blur_diameter_px))
+
+
+def gaussian_radius_px(sigma_px: float, truncate: float = GAUSSIAN_TRUNCATE) -> int:
+  """Half-width of a Gaussian kernel, sized from sigma (never a fixed window)."""
+  return int(math.ceil(truncate * sigma_px)) if sigma_px > 0 else 0
+
+
+def gaussian_kernel_1d(sigma_px: float, truncate: float = GAUSSIAN_TRUNCATE) -> np.ndarray:
+  """Sampled, normalised 1-D Gaussian of the given sigma (float64).
+
+  The same kernel as ``scipy.ndimage.gaussian_filter1d`` builds, so that the
+  TensorFlow renderer and a SciPy implementation agree to rounding. Sigma 0
+  gives the identity kernel ``[1.]``.
+
+  Args:
+    sigma_px: Standard deviation in pixels, >= 0.
+    truncate: The kernel reaches ``ceil(truncate * sigma)`` pixels each side.
+
+  Returns:
+    A 1-D array of odd length ``2 * radius + 1``.
+  """
+  if not math.isfinite(sigma_px) or sigma_px < 0:
+    raise ValueError(f"sigma_px must be finite and >= 0, got {sigma_px!r}")
+  radius = gaussian_radius_px(sigma_px, truncate)
+  if radius == 0:
+    return np.ones([1], np.float64)
+  x = np.arange(-radius, radius + 1, dtype=np.float64)
+  kernel = np.exp(-0.5 * (x / sigma_px) ** 2)
+  return kernel / kernel.sum()
+
+
+def disk_radius_px(blur_diameter_px: float) -> int:
+  """Half-width in whole pixels of an anti-aliased disk of the given diameter.
+
+  A disk of diameter one pixel or less, centred on a pixel, lies inside that
+  pixel: its radius is 0 and it does not blur.
+  """
+  return max(0, int(math.ceil(abs(float(blur_diameter_px)) / 2.0 - 0.5)))
+
+
+def disk_kernel_2d(blur_diameter_px: float,
+                   supersampling: int = DISK_SUPERSAMPLING) -> np.ndarray:
+  """Anti-aliased (area-weighted) disk of the given diameter, normalised (float64).
+
+  Each kernel pixel holds the fraction of its square covered by the disk,
+  integrated on a ``supersampling`` x ``supersampling`` grid, so that the kernel
+  changes continuously with the diameter. A diameter of zero gives ``[[1.]]``;
+  up to one pixel the disk lies inside the centre pixel and the kernel is the
+  identity.
+
+  Args:
+    blur_diameter_px: Diameter ``eps`` in pixels, >= 0.
+    supersampling: Sub-samples per pixel side.
+
+  Returns:
+    A square 2-D array of odd side ``2 * radius + 1``.
+  """
+  diameter = float(blur_diameter_px)
+  if not math.isfinite(diameter) or diameter < 0:
+    raise ValueError(f"blur_diameter_px must be finite and >= 0, got {blur_diameter_px!r}")
+  radius = disk_radius_px(diameter)
+  if radius == 0:
+    return np.ones([1, 1], np.float64)
+  disk_radius = diameter / 2.0
+  offsets = (np.arange(supersampling, dtype=np.float64) + 0.5) / supersampling - 0.5
+  centres = np.arange(-radius, radius + 1, dtype=np.float64)
+  coords = (centres[:, None] + offsets[None, :]).reshape(-1)  # sub-sample positions
+  inside = (coords[:, None] ** 2 + coords[None, :] ** 2) <= disk_radius ** 2
+  side = 2 * radius + 1
+  coverage = inside.reshape(side, supersampling, side, supersampling).mean(axis=(1, 3))
+  return coverage / coverage.sum()
+
+
+def psf_kernel_2d(psf: str, blur_diameter_px: float, rho: float = DEFAULT_RHO) -> np.ndarray:
+  """The full 2-D kernel of either PSF shape, for plotting and for references."""
+  check_psf(psf)
+  if psf == "gaussian":
+    k = gaussian_kernel_1d(gaussian_sigma_px(blur_diameter_px, rho))
+    return np.outer(k, k)
+  return disk_kernel_2d(blur_diameter_px)
