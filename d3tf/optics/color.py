@@ -1,24 +1,37 @@
-"""sRGB transfer function, so that blur can be computed in linear light."""
+"""sRGB transfer function, so that blur can be computed in linear light.
+
+Both functions take a ``tf.Tensor`` or a NumPy array and return the same kind,
+so the TensorFlow renderer and its NumPy reference share one definition.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
-def srgb_to_linear(images: tf.Tensor) -> tf.Tensor:
+def _ops(x):
+  return (np.clip, np.where, np.power) if isinstance(x, np.ndarray) else (
+      tf.clip_by_value, tf.where, tf.pow)
+
+
+def srgb_to_linear(images):
   """Decodes sRGB values in [0, 1] to linear light (IEC 61966-2-1).
 
   Args:
-    images: Float tensor of sRGB values; values outside [0, 1] are clipped.
+    images: Float tensor or array of sRGB values; values outside [0, 1] are
+      clipped.
 
   Returns:
-    Linear-light values in [0, 1], same shape and dtype.
+    Linear-light values in [0, 1], same shape, dtype and kind.
   """
-  x = tf.clip_by_value(images, 0.0, 1.0)
-  return tf.where(x <= 0.04045, x / 12.92, tf.pow((x + 0.055) / 1.055, 2.4))
+  clip, where, power = _ops(images)
+  x = clip(images, 0.0, 1.0)
+  return where(x <= 0.04045, x / 12.92, power((x + 0.055) / 1.055, 2.4))
 
 
-def linear_to_srgb(images: tf.Tensor) -> tf.Tensor:
+def linear_to_srgb(images):
   """Encodes linear-light values in [0, 1] as sRGB (inverse of :func:`srgb_to_linear`)."""
-  x = tf.clip_by_value(images, 0.0, 1.0)
-  return tf.where(x <= 0.0031308, x * 12.92, 1.055 * tf.pow(x, 1.0 / 2.4) - 0.055)
+  clip, where, power = _ops(images)
+  x = clip(images, 0.0, 1.0)
+  return where(x <= 0.0031308, x * 12.92, 1.055 * power(x, 1.0 / 2.4) - 0.055)

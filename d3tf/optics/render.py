@@ -19,8 +19,11 @@ Two modes:
   * normalised accumulation instead of mask dilation: each slab's colour and
     coverage are divided by the blurred support of the pixels that can carry
     that slab (the slab itself and everything behind it); pixels hidden by
-    nearer slabs count as unknown, not as empty. The composite is finally
-    divided by its total weight, so no dark seams appear at occlusion edges;
+    nearer slabs count as unknown, not as empty. Light that passes the
+    blurred rim of an occluder is given the colour found behind that
+    occluder nearby (the lens sees around it; the all-in-focus view hides
+    that background), and whatever is still uncovered is renormalised away,
+    so no dark seams appear at occlusion edges;
   * borders reflect-padded (no darkened borders);
   * blur computed in linear light (sRGB decoded, then re-encoded);
   * optional Poisson-Gaussian sensor noise (``noise_shot_gain``,
@@ -50,6 +53,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from d3tf.optics import blur as blur_lib
 from d3tf.optics import color
 from d3tf.optics import layers as layers_lib
 from d3tf.optics import noise as noise_lib
@@ -59,8 +63,10 @@ from d3tf.optics.camera import Camera
 MODES = ("improved", "paper")
 BORDERS = ("reflect", "zero")
 
-# Below this blurred support a slab is treated as absent (avoids 0/0).
-_MIN_SUPPORT = 1e-6
+#: Below this blurred support a slab counts as absent at a pixel (avoids 0/0)
+#: for separable (Gaussian) kernels, convolved directly; and for the disk,
+#: convolved by float32 FFT, which leaves ~1e-7 of noise where 0 is exact.
+MIN_SUPPORT = {"gaussian": 1e-6, "disk": 1e-4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +86,9 @@ class RenderOptions:
     layer_thickness_m: For depth spacing: slab thickness in metres.
     dilation_px: Dilate each slab's mask by this many pixels (paper: 4).
     normalize: Normalised accumulation (True) or the paper's plain sum.
+    fill_hidden: With normalisation, fill the light that passes a blurred
+      occluder's rim with the colour found behind it nearby (True), instead
+      of renormalising it away.
     linear_light: Blur in linear light (decode sRGB first, encode after).
     border: "reflect" or "zero" padding at the image border.
     noise_shot_gain: Poisson (shot) noise variance per unit linear signal.
@@ -96,6 +105,7 @@ class RenderOptions:
   layer_thickness_m: float = 10.0 / 255.0
   dilation_px: int = 0
   normalize: bool = True
+  fill_hidden: bool = True
   linear_light: bool = True
   border: str = "reflect"
   noise_shot_gain: float = 0.0
@@ -110,7 +120,7 @@ class RenderOptions:
     defaults: dict[str, Any] = {"mode": mode}
     if mode == "paper":
       defaults.update(layer_spacing="depth", dilation_px=4, normalize=False,
-                      linear_light=False, border="zero")
+                      fill_hidden=False, linear_light=False, border="zero")
     names = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -134,11 +144,11 @@ class RenderOptions:
       raise ValueError("noise_shot_gain and noise_read_std must be >= 0, got "
                        f"{self.noise_shot_gain!r} and {self.noise_read_std!r}")
 
-  def layer_grid(self, camera: Camera) -> layers_lib.LayerGrid:
-    """The depth slabs these options give for ``camera``."""
+  def layer_grid(self, camera: Camera, psf: str = "gaussian") -> layers_lib.LayerGrid:
+    """The depth slabs these options give for ``camera`` and ``psf``."""
     if self.layer_spacing == "blur":
       return layers_lib.blur_spaced_layers(camera, self.depth_range_m, self.min_layer_step_px,
-                                           self.max_layer_step_ratio)
+                                           self.max_layer_step_ratio, psf, self.rho)
     return layers_lib.depth_spaced_layers(camera, self.depth_range_m, self.layer_thickness_m)
 
   def to_dict(self) -> dict[str, Any]:
@@ -169,56 +179,18 @@ def _pad(x: tf.Tensor, radius_y: int, radius_x: int, border: str) -> tf.Tensor:
   return x
 
 
-@dataclasses.dataclass(frozen=True)
-class _Kernel:
-  """One slab's PSF, as NumPy weights: separable (1-D) or full 2-D."""
-
-  weights: np.ndarray
-
-  @property
-  def separable(self) -> bool:
-    return self.weights.ndim == 1
-
-  @property
-  def radius(self) -> int:
-    return self.weights.shape[0] // 2
-
-  @property
-  def is_identity(self) -> bool:
-    return self.weights.size == 1
-
-
-def _slab_kernel(psf: str, signed_blur_px: float, rho: float) -> _Kernel:
+def _slab_kernel(psf: str, signed_blur_px: float, rho: float) -> blur_lib.Kernel:
   if psf == "gaussian":
-    return _Kernel(psf_lib.gaussian_kernel_1d(psf_lib.gaussian_sigma_px(signed_blur_px, rho)))
-  return _Kernel(psf_lib.disk_kernel_2d(abs(signed_blur_px)))
-
-
-def _blur(x: tf.Tensor, kernel: _Kernel, border: str) -> tf.Tensor:
-  """Convolves every channel of an NHWC float32 tensor with the kernel."""
-  if kernel.is_identity:
-    return x
-  channels = x.shape[-1]
-  radius = kernel.radius
-  x = _pad(x, radius, radius, border)
-  strides = [1, 1, 1, 1]
-  if kernel.separable:
-    k = tf.constant(kernel.weights, tf.float32)
-    horizontal = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, channels, 1])
-    vertical = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, channels, 1])
-    x = tf.nn.depthwise_conv2d(x, horizontal, strides, "VALID")
-    return tf.nn.depthwise_conv2d(x, vertical, strides, "VALID")
-  k = tf.constant(kernel.weights, tf.float32)
-  side = kernel.weights.shape[0]
-  full = tf.tile(tf.reshape(k, [side, side, 1, 1]), [1, 1, channels, 1])
-  return tf.nn.depthwise_conv2d(x, full, strides, "VALID")
+    return blur_lib.Kernel(psf_lib.gaussian_kernel_1d(psf_lib.gaussian_sigma_px(signed_blur_px, rho)))
+  return blur_lib.Kernel(psf_lib.disk_kernel_2d(abs(signed_blur_px)))
 
 
 def _dilate(mask: tf.Tensor, radius: int) -> tf.Tensor:
-  """Binary dilation of an NHW1 mask by a (2r+1)^2 square."""
+  """Binary dilation of a [B,H,W] mask by a (2r+1)^2 square."""
   if radius <= 0:
     return mask
-  return tf.nn.max_pool2d(mask, ksize=2 * radius + 1, strides=1, padding="SAME")
+  return tf.nn.max_pool2d(mask[..., tf.newaxis], ksize=2 * radius + 1, strides=1,
+                          padding="SAME")[..., 0]
 
 
 # -------------------------------------------------------------- rendering
@@ -285,21 +257,17 @@ def render_defocus(images, depths, camera: Camera, psf: str = "gaussian", seed=N
   input_dtype = tf.convert_to_tensor(images).dtype
   images, depths, unbatched = _as_batch(images, depths)
 
-  grid = settings.layer_grid(camera)
+  grid = settings.layer_grid(camera, psf)
   kernels = [_slab_kernel(psf, c, settings.rho) for c in grid.signed_blur_px]
 
   valid = tf.math.is_finite(depths) & (depths > 0)
   safe_depths = tf.where(valid, depths, tf.ones_like(depths) * float(camera.focus_distance_m))
   coordinate = grid.layer_coordinate(safe_depths, camera)
-  valid_f = tf.cast(valid, tf.float32)
 
   radiance = color.srgb_to_linear(images) if settings.linear_light else tf.clip_by_value(
       images, 0.0, 1.0)
 
-  if settings.normalize:
-    out = _composite_normalised(radiance, coordinate, valid_f, grid, kernels, settings)
-  else:
-    out = _composite_plain(radiance, coordinate, valid_f, grid, kernels, settings)
+  out = _composite(radiance, coordinate, valid, grid, kernels, settings, MIN_SUPPORT[psf])
 
   if settings.noise_shot_gain > 0 or settings.noise_read_std > 0:
     linear = out if settings.linear_light else color.srgb_to_linear(out)
@@ -314,68 +282,183 @@ def render_defocus(images, depths, camera: Camera, psf: str = "gaussian", seed=N
   return tf.cast(out, input_dtype) if input_dtype.is_floating else out
 
 
-def _slab_weight(coordinate: tf.Tensor, index: int, soft: bool) -> tf.Tensor:
-  """Share of every pixel that belongs to slab ``index`` (NHW1)."""
-  if soft:
-    return tf.nn.relu(1.0 - tf.abs(coordinate - float(index)))
-  return tf.cast(tf.equal(tf.round(coordinate), float(index)), tf.float32)
+def _occupied_slabs(coordinate: tf.Tensor, valid: tf.Tensor, grid) -> tf.Tensor:
+  """Boolean [num_layers]: whether any valid pixel of the batch has weight in a slab."""
+  num = grid.num_layers
+  if grid.soft:
+    lower = tf.cast(tf.floor(coordinate), tf.int32)
+  else:
+    lower = tf.cast(tf.round(coordinate), tf.int32)
+  lower = tf.boolean_mask(lower, valid)
+  counts = tf.math.bincount(lower, minlength=num + 1, maxlength=num + 1)
+  if grid.soft:  # a pixel between slabs k and k+1 also falls in slab k+1.
+    counts = counts + tf.concat([[0], counts[:-1]], axis=0)
+  return counts[:num] > 0
 
 
-def _maybe_skip(mask: tf.Tensor, settings: RenderOptions, compute, shape_like: tf.Tensor):
-  """Runs ``compute()`` unless no pixel of the batch falls in the slab."""
-  if not settings.skip_empty_layers:
-    return compute()
-  return tf.cond(tf.reduce_any(mask > 0), compute,
-                 lambda: tf.nest.map_structure(tf.zeros_like, shape_like))
+#: Grids with more slabs than this are looped over in the graph (tf.while_loop)
+#: instead of unrolled: the paper's 243 slabs would take a minute to trace.
+MAX_UNROLLED_SLABS = 48
 
 
-def _composite_normalised(radiance, coordinate, valid, grid, kernels, settings):
-  """Near-to-far compositing with normalised accumulation (improved mode)."""
-  accumulated = tf.zeros_like(radiance)
-  transmittance = tf.ones_like(valid)
-  zeros4 = tf.zeros_like(tf.concat([radiance, valid], axis=-1))
-  for index, kernel in enumerate(kernels):
-    weight = _slab_weight(coordinate, index, grid.soft) * valid
-    if settings.dilation_px:
-      weight = _dilate(weight, settings.dilation_px) * valid
-    # Pixels that can show this slab: the slab and all farther ones. Nearer
-    # pixels hide what lies behind them, so they are unknown, not empty.
-    if grid.soft:
-      support = tf.clip_by_value(coordinate - float(index) + 1.0, 0.0, 1.0) * valid
-    else:
-      support = tf.cast(coordinate >= float(index), tf.float32) * valid
-    support = tf.maximum(support, weight)
+def _for_each_occupied_slab(coordinate, valid, grid, kernels, settings, state, update):
+  """Folds ``update(state, index, blur)`` over the slabs near to far, skipping empty ones.
 
-    def blur_slab(weight=weight, support=support, kernel=kernel):
-      stack = tf.concat([radiance * weight, weight, support], axis=-1)
-      blurred = _blur(stack, kernel, settings.border)
-      colour, alpha, known = blurred[..., :3], blurred[..., 3:4], blurred[..., 4:5]
-      inverse = tf.where(known > _MIN_SUPPORT, 1.0 / tf.maximum(known, _MIN_SUPPORT), 0.0)
-      alpha = tf.clip_by_value(alpha * inverse, 0.0, 1.0)
-      return tf.concat([colour * inverse, alpha], axis=-1)
+  ``blur(planes)`` blurs ``[C,B,H,W]`` planes with the slab's kernel. Up to
+  :data:`MAX_UNROLLED_SLABS` slabs, the loop is unrolled with each kernel a
+  constant of its own size; beyond, it is a ``tf.while_loop`` whose kernels are
+  gathered from a zero-padded table.
+  """
+  occupied = (_occupied_slabs(coordinate, valid, grid) if settings.skip_empty_layers else
+              tf.ones([grid.num_layers], tf.bool))
+  if grid.num_layers <= MAX_UNROLLED_SLABS:
+    for index, kernel in enumerate(kernels):
+      blur = lambda planes, kernel=kernel: blur_lib.blur_planes_transposed(planes, kernel)
+      step = lambda s=state, i=index, b=blur: update(s, float(i), b)
+      state = step() if not settings.skip_empty_layers else tf.cond(
+          occupied[index], step, lambda s=state: s)
+    return state
+  table = tf.constant(blur_lib.kernel_table(kernels))
 
-    layer = _maybe_skip(weight, settings, blur_slab, zeros4)
-    accumulated += transmittance * layer[..., :3]
-    transmittance *= 1.0 - layer[..., 3:4]
+  def body(index, state):
+    blur = lambda planes: blur_lib.blur_planes_transposed_by_weights(planes, table[index])
+    state = tf.cond(occupied[index], lambda: update(state, tf.cast(index, tf.float32), blur),
+                    lambda: state)
+    return index + 1, state
+
+  _, state = tf.while_loop(lambda index, _: index < grid.num_layers, body, (0, state))
+  return state
+
+
+def _slab_masks(coordinate, index, grid, settings, with_support):
+  """Share of every pixel in slab ``index``, and (optionally) the slab's support.
+
+  ``coordinate`` holds the pixels' slab coordinate, already rounded for hard
+  grids, and a large negative value at invalid pixels so that they fall in no
+  slab. The support is the set of pixels that can show the slab: the slab and
+  all farther ones (pixels of nearer slabs hide what lies behind them, so they
+  are unknown, not empty).
+  """
+  offset = coordinate - index
+  if grid.soft:
+    weight = tf.nn.relu(1.0 - tf.abs(offset))
+    support = tf.clip_by_value(offset + 1.0, 0.0, 1.0) if with_support else None
+  else:
+    weight = tf.cast(tf.equal(offset, 0.0), tf.float32)
+    support = tf.cast(offset >= 0.0, tf.float32) if with_support else None
+  if settings.dilation_px:
+    weight = _dilate(weight, settings.dilation_px)
+    # Dilation never reaches into zero padding; with normalisation, nor into holes.
+    floor = _INVALID_COORDINATE if with_support else _OUTSIDE_COORDINATE
+    weight = weight * tf.cast(coordinate > floor, tf.float32)
+    if with_support:
+      support = tf.maximum(support, weight)
+  return weight, support
+
+
+# Slab coordinates that fall in no slab: holes, and zero padding beyond the border.
+_INVALID_COORDINATE = -4.0
+_OUTSIDE_COORDINATE = -8.0
+
+
+def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support):
+  """Near-to-far compositing of the blurred slabs.
+
+  Without ``settings.normalize`` (paper mode), the blurred slabs are summed,
+  each over the blurred masks of the nearer ones. With it (improved mode),
+  each slab's colour and coverage are divided by its blurred support; light
+  that passes a slab's blurred rim but finds nothing farther (the lens looks
+  around an occluder at background that the all-in-focus view hides) is
+  filled, with ``settings.fill_hidden``, by the colour of what lies behind
+  that slab nearby (a normalised blur of the farther pixels with the slab's
+  PSF); what is still uncovered is renormalised away.
+
+  Layout (see :mod:`d3tf.optics.blur`): the inputs are padded once by the
+  largest kernel radius (reflecting the inputs and reflecting each slab are
+  the same thing, since slabs are pointwise functions of them; zero borders
+  pad with pixels that belong to no slab), then kept planar, ``[C,B,H,W]``;
+  blurred slabs and the accumulators are in the transposed ``[C,B,W,H]``
+  layout until the end.
+
+  Args:
+    radiance: [B,H,W,3] float32 colour (linear or sRGB values).
+    coordinate: [B,H,W,1] slab coordinate of every pixel.
+    valid: [B,H,W,1] bool, False at holes.
+    grid: The :class:`~d3tf.optics.layers.LayerGrid`.
+    kernels: One :class:`~d3tf.optics.blur.Kernel` per slab.
+    settings: The :class:`RenderOptions`.
+    min_support: Blurred support below which a slab counts as absent.
+
+  Returns:
+    [B,H,W,3] composite, in the colour space of ``radiance``.
+  """
+  if not grid.soft:
+    coordinate = tf.round(coordinate)
+  coordinate = tf.where(valid, coordinate, _INVALID_COORDINATE)
+  pad = max(kernel.radius for kernel in kernels)
+  padded_radiance, padded_coordinate = radiance, coordinate
+  if pad and settings.border == "reflect":
+    padded_radiance = _pad(radiance, pad, pad, "reflect")
+    padded_coordinate = _pad(coordinate, pad, pad, "reflect")
+  elif pad:
+    paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+    padded_radiance = tf.pad(radiance, paddings)
+    padded_coordinate = tf.pad(coordinate, paddings, constant_values=_OUTSIDE_COORDINATE)
+  planes = tf.transpose(padded_radiance, [3, 0, 1, 2])  # [3,B,H,W]
+  slab_coordinate = padded_coordinate[..., 0]  # [B,H,W]
+  normalize = settings.normalize
+  fill = normalize and settings.fill_hidden
+
+  def present(value):
+    return tf.where(value > min_support, value, 0.0)  # 0/0 and far tails -> absent.
+
+  def update(state, index, blur):
+    accumulated, transmittance = state[:2]
+    weight, support = _slab_masks(slab_coordinate, index, grid, settings,
+                                  with_support=normalize)
+    stack = [planes * weight, weight[tf.newaxis]]
+    if normalize:
+      stack.append(support[tf.newaxis])
+    if fill:
+      stack.append(planes * support)
+    blurred = blur(tf.concat(stack, axis=0))
+    colour, alpha = blurred[:3], blurred[3]
+    if normalize:
+      known = present(blurred[4])
+      colour = tf.math.divide_no_nan(colour, known)
+      alpha = tf.math.divide_no_nan(alpha, known)
+    new_state = (accumulated + transmittance * colour,
+                 transmittance * tf.nn.relu(1.0 - alpha))
+    if fill:
+      filled, fill_weight = state[2:]
+      behind_weight = present(blurred[4] - blurred[3])  # blurred farther pixels.
+      behind = tf.math.divide_no_nan(blurred[5:8] - blurred[:3], behind_weight)
+      blocked = transmittance * alpha * tf.cast(behind_weight > 0, tf.float32)
+      new_state += (filled + blocked * behind, fill_weight + blocked)
+    return new_state
+
+  transposed_shape = tf.shape(tf.transpose(slab_coordinate, [0, 2, 1]))
+  colour_shape = tf.concat([[3], transposed_shape], 0)
+  state = (tf.zeros(colour_shape), tf.ones(transposed_shape))
+  if fill:
+    state += (tf.zeros(colour_shape), tf.zeros(transposed_shape))
+  state = _for_each_occupied_slab(slab_coordinate, slab_coordinate > _INVALID_COORDINATE, grid,
+                                  kernels, settings, state, update)
+
+  def to_image(planes_t):  # [C,B,W,H] -> [B,H,W,C], without the padding.
+    image = tf.transpose(planes_t, [1, 3, 2, 0])
+    return image[:, pad:-pad, pad:-pad, :] if pad else image
+
+  accumulated = to_image(state[0])
+  if not normalize:
+    return accumulated
+  transmittance = to_image(state[1][tf.newaxis])
   coverage = 1.0 - transmittance
-  return tf.where(coverage > _MIN_SUPPORT, accumulated / tf.maximum(coverage, _MIN_SUPPORT),
-                  radiance)
-
-
-def _composite_plain(radiance, coordinate, valid, grid, kernels, settings):
-  """The paper's compositing: sum of blurred slabs over blurred nearer masks."""
-  accumulated = tf.zeros_like(radiance)
-  transmittance = tf.ones_like(valid)
-  zeros4 = tf.zeros_like(tf.concat([radiance, valid], axis=-1))
-  for index, kernel in enumerate(kernels):
-    weight = _slab_weight(coordinate, index, grid.soft) * valid
-    if settings.dilation_px:
-      weight = _dilate(weight, settings.dilation_px)
-
-    def blur_slab(weight=weight, kernel=kernel):
-      return _blur(tf.concat([radiance * weight, weight], axis=-1), kernel, settings.border)
-
-    layer = _maybe_skip(weight, settings, blur_slab, zeros4)
-    accumulated += transmittance * layer[..., :3]
-    transmittance *= 1.0 - tf.clip_by_value(layer[..., 3:4], 0.0, 1.0)
-  return accumulated
+  renormalised = tf.where(coverage > min_support,
+                          accumulated / tf.maximum(coverage, min_support), radiance)
+  if not fill:
+    return renormalised
+  fill_weight = to_image(state[3][tf.newaxis])
+  fill_colour = tf.math.divide_no_nan(to_image(state[2]), fill_weight)
+  return tf.where(fill_weight > min_support, accumulated + transmittance * fill_colour,
+                  renormalised)

@@ -1,0 +1,274 @@
+"""The tf.data pipeline: source -> augment -> defocus -> batch -> prefetch.
+
+:func:`make_dataset` turns any data source that follows the element contract
+(a ``tf.data.Dataset`` of ``{"image": uint8 [H, W, 3], "depth": float32 [H, W]
+metres, 0 = invalid}`` dicts, extra keys ignored) into ``(inputs, depth)``
+batches ready for Keras ``fit``:
+
+* ``inputs``: float32 [B, h, w, 3] in [0, 1]: the defocused image rendered
+  with ``camera`` (or the all-in-focus image when ``camera`` is None);
+* ``depth``: float32 [B, h, w, 1] metres, 0 where invalid.
+
+``h`` and ``w`` are multiples of 32. Depth that is NaN, infinite or negative
+in the source becomes 0, and zoom augmentation divides depth by the zoom
+while keeping 0 as 0, so the loss can mask invalid pixels by ``depth > 0``.
+
+The defocus blur is rendered by :func:`d3tf.optics.render_defocus`, either per
+example inside the parallel map (``render_placement="example"``, the default),
+or on whole batches after batching (``render_placement="batch"``). Both run on
+the CPU, as every ``tf.data`` map does; per example was about 1.5x faster on
+the 2-core CPU (benchmarks/results/data.md), since examples render in parallel
+and each renders only the depth slabs it occupies. To render on an accelerator
+instead, build the dataset with ``camera=None`` and call the function from
+:func:`make_defocus_fn` on the batch inside the training step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from d3tf.data import augment as augment_lib
+from d3tf.data import procedural
+from d3tf.optics import Camera
+from d3tf.optics import RenderOptions
+from d3tf.optics import render_defocus
+from d3tf.optics import psf as psf_lib
+
+RENDER_PLACEMENTS = ("batch", "example")
+#: Default shuffle buffer for finite (real) sources, in examples.
+DEFAULT_SHUFFLE_BUFFER = 64
+
+# Salts that separate the per-example and per-batch seed streams.
+_EXAMPLE_SALT = 0x0A09
+_BATCH_SALT = 0x0BA7
+
+
+def make_defocus_fn(camera: Camera, psf: str = "gaussian",
+                    render_options: Mapping[str, Any] | None = None
+                    ) -> Callable[..., tf.Tensor]:
+  """A function that renders ``camera``'s defocus on batches, for use anywhere.
+
+  The returned ``fn(images, depths, seed=None)`` calls
+  :func:`d3tf.optics.render_defocus` with the given PSF and options; it is
+  pure TF, so a training step can call it inside ``tf.function`` on the GPU.
+
+  Args:
+    camera: The thin-lens camera.
+    psf: "gaussian" or "disk".
+    render_options: Options of :class:`d3tf.optics.RenderOptions` (e.g.
+      ``{"mode": "paper"}``), checked now.
+
+  Returns:
+    ``fn(images [B,H,W,3] in [0,1], depths [B,H,W(,1)] metres, seed=None) ->
+    images``.
+  """
+  if not isinstance(camera, Camera):
+    raise ValueError(f"camera must be a d3tf.optics.Camera, got {camera!r}")
+  psf_lib.check_psf(psf)
+  options = dict(render_options or {})
+  RenderOptions.for_mode(**options)  # Raises ValueError naming a bad option.
+
+  def defocus(images, depths, seed=None):
+    return render_defocus(images, depths, camera, psf=psf, seed=seed, **options)
+
+  return defocus
+
+
+def _check_source(source: tf.data.Dataset) -> None:
+  spec = source.element_spec
+  if not isinstance(spec, Mapping) or "image" not in spec or "depth" not in spec:
+    raise ValueError("source must yield dicts with 'image' and 'depth' (the element contract), "
+                     f"got element_spec {spec!r}")
+  image, depth = spec["image"], spec["depth"]
+  if image.dtype not in (tf.uint8, tf.float32) or image.shape.rank not in (None, 3):
+    raise ValueError(f"source 'image' must be uint8 [H, W, 3], got {image!r}")
+  if not depth.dtype.is_floating or depth.shape.rank not in (None, 2, 3):
+    raise ValueError(f"source 'depth' must be float32 [H, W], got {depth!r}")
+
+
+def _to_float_image(image: tf.Tensor) -> tf.Tensor:
+  if image.dtype == tf.uint8:
+    return tf.cast(image, tf.float32) * (1.0 / 255.0)
+  return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 1.0)
+
+
+def _int_or_error(name: str, value, minimum: int) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: int,
+                 crop_size: Sequence[int] | None = (256, 256), camera: Camera | None = None,
+                 psf: str = "gaussian", render_options: Mapping[str, Any] | None = None,
+                 render_placement: str = "example",
+                 augment: bool | augment_lib.AugmentOptions = True,
+                 shuffle_buffer: int | None = None, seed: int | None = None,
+                 deterministic: bool = False, repeat: bool = True,
+                 drop_remainder: bool | None = None, split: str = "train",
+                 procedural_options: Mapping[str, Any] | None = None,
+                 num_parallel_calls: int | None = None) -> tf.data.Dataset:
+  """Builds the training or evaluation pipeline of (inputs, depth) batches.
+
+  Order: source -> shuffle -> repeat -> [per example, in parallel: decode to
+  float, sanitise depth, augment (zoom + crop, flip, colour gains) or centre
+  crop, render defocus if ``render_placement="example"``] -> batch -> [render
+  defocus if ``render_placement="batch"``] -> prefetch.
+
+  Args:
+    source: A ``tf.data.Dataset`` following the element contract, or
+      "procedural" for :func:`d3tf.data.procedural.procedural_dataset` (endless,
+      or ``procedural_options["num_scenes"]`` scenes).
+    batch_size: Examples per batch.
+    crop_size: (height, width) of the output, multiples of 32. Required with
+      augmentation; without it, None centre-crops each example to the largest
+      multiple of 32 (examples of one batch must then share a size).
+    camera: The camera whose defocus blur to render, or None to keep the
+      all-in-focus images (the baseline, or rendering later with
+      :func:`make_defocus_fn`).
+    psf: "gaussian" or "disk".
+    render_options: Options for :func:`d3tf.optics.render_defocus` (fields of
+      :class:`d3tf.optics.RenderOptions`, e.g. ``{"mode": "paper"}``).
+    render_placement: "example" (render inside the parallel per-example map)
+      or "batch" (render whole batches after batching). Both give the same
+      images without sensor noise.
+    augment: True for the default :class:`AugmentOptions`, an
+      :class:`AugmentOptions`, or False for the evaluation path (centre crop,
+      no randomness in the data; sensor noise, if enabled, is still seeded).
+    shuffle_buffer: Examples in the shuffle buffer; 0 disables shuffling.
+      None: no shuffling for the procedural source (its scenes are already
+      independent draws) and with ``repeat=False``, else 64.
+    seed: Seed for shuffling, augmentation and render noise (and the
+      procedural scenes, default 0). None draws a fresh one.
+    deterministic: Keep the element order of parallel maps (reproducible with
+      a seed); False lets tf.data reorder for throughput.
+    repeat: Repeat the source endlessly (training); False for one pass.
+    drop_remainder: Drop the last partial batch; defaults to ``repeat``.
+    split: Split of the procedural source ("train", "validation", "test").
+    procedural_options: Keyword arguments of ``procedural_dataset`` (e.g.
+      ``num_scenes``, ``height``, ``width``, ``supersample``); height and
+      width default to ``crop_size`` (or 256 x 256).
+    num_parallel_calls: Parallelism of the maps; default ``tf.data.AUTOTUNE``.
+
+  Returns:
+    A ``tf.data.Dataset`` of ``(inputs float32 [B, h, w, 3] in [0, 1], depth
+    float32 [B, h, w, 1] metres)``.
+
+  Raises:
+    ValueError: for a bad argument, naming it and its value.
+  """
+  batch_size = _int_or_error("batch_size", batch_size, 1)
+  if render_placement not in RENDER_PLACEMENTS:
+    raise ValueError(f"render_placement must be one of {RENDER_PLACEMENTS}, "
+                     f"got {render_placement!r}")
+  if camera is not None and not isinstance(camera, Camera):
+    raise ValueError(f"camera must be a d3tf.optics.Camera or None, got {camera!r}")
+  if isinstance(augment, augment_lib.AugmentOptions):
+    augment_options = augment
+  elif augment is True:
+    augment_options = augment_lib.AugmentOptions()
+  elif augment is False:
+    augment_options = None
+  else:
+    raise ValueError(f"augment must be True, False or an AugmentOptions, got {augment!r}")
+  if crop_size is not None:
+    crop_size = augment_lib.check_crop_size(crop_size)
+  elif augment_options is not None:
+    raise ValueError("crop_size must be given (multiples of 32) when augment is on, got None")
+  defocus = make_defocus_fn(camera, psf, render_options) if camera is not None else None
+  if seed is None:
+    base_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    deterministic_data = False
+  else:
+    base_seed = _int_or_error("seed", seed, 0)
+    deterministic_data = True
+  if num_parallel_calls is None:
+    num_parallel_calls = tf.data.AUTOTUNE
+
+  # ------------------------------------------------------------------ source
+  if isinstance(source, str):
+    if source != "procedural":
+      raise ValueError(f"source must be a tf.data.Dataset or 'procedural', got {source!r}")
+    kwargs = dict(procedural_options or {})
+    default_h, default_w = crop_size or (256, 256)
+    kwargs.setdefault("height", default_h)
+    kwargs.setdefault("width", default_w)
+    kwargs.setdefault("seed", base_seed if deterministic_data else 0)
+    kwargs.setdefault("deterministic", deterministic)
+    kwargs.setdefault("num_parallel_calls", num_parallel_calls)
+    dataset = procedural.procedural_dataset(split, kwargs.pop("num_scenes", None), **kwargs)
+    default_buffer = 0
+  elif isinstance(source, tf.data.Dataset):
+    if procedural_options:
+      raise ValueError("procedural_options only apply to source='procedural', got "
+                       f"{dict(procedural_options)!r}")
+    dataset = source
+    default_buffer = DEFAULT_SHUFFLE_BUFFER if repeat else 0
+  else:
+    raise ValueError(f"source must be a tf.data.Dataset or 'procedural', got {source!r}")
+  _check_source(dataset)
+  dataset = dataset.map(lambda element: {"image": element["image"], "depth": element["depth"]})
+
+  shuffle_buffer = default_buffer if shuffle_buffer is None else _int_or_error(
+      "shuffle_buffer", shuffle_buffer, 0)
+  if shuffle_buffer > 1:
+    dataset = dataset.shuffle(shuffle_buffer, seed=base_seed if deterministic_data else None,
+                              reshuffle_each_iteration=True)
+  if repeat:
+    dataset = dataset.repeat()
+  if drop_remainder is None:
+    drop_remainder = bool(repeat)
+
+  # ------------------------------------------------------------- per example
+  example_key = tf.constant([base_seed, _EXAMPLE_SALT], tf.int64)
+
+  def prepare(index, element):
+    image = _to_float_image(element["image"])
+    depth = augment_lib.sanitize_depth(element["depth"])
+    if depth.shape.rank == 3:
+      depth = depth[..., 0]
+    seed_pair = tf.random.experimental.stateless_fold_in(example_key, index)
+    augment_seed, render_seed = tf.unstack(tf.random.experimental.stateless_split(seed_pair, 2))
+    if augment_options is not None:
+      image, depth = augment_lib.augment_example(image, depth, crop_size, augment_seed,
+                                                 augment_options)
+    elif crop_size is not None:
+      image, depth = augment_lib.center_crop(image, depth, crop_size)
+    else:
+      image, depth = augment_lib.center_crop_to_multiple(image, depth)
+    if defocus is not None and render_placement == "example":
+      image = defocus(image, depth, seed=render_seed)
+    return image, depth[..., tf.newaxis]
+
+  dataset = dataset.enumerate().map(prepare, num_parallel_calls=num_parallel_calls,
+                                    deterministic=deterministic)
+  dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+  # ---------------------------------------------------------------- per batch
+  if defocus is not None and render_placement == "batch":
+    batch_key = tf.constant([base_seed, _BATCH_SALT], tf.int64)
+
+    def render_batch(index, batch):
+      images, depths = batch
+      seed_pair = tf.random.experimental.stateless_fold_in(batch_key, index)
+      return defocus(images, depths, seed=seed_pair), depths
+
+    dataset = dataset.enumerate().map(render_batch, num_parallel_calls=num_parallel_calls,
+                                      deterministic=deterministic)
+
+  def check(images, depths):
+    images = tf.debugging.assert_all_finite(images, "make_dataset: non-finite input image")
+    return images, depths
+
+  dataset = dataset.map(check).prefetch(tf.data.AUTOTUNE)
+  options = tf.data.Options()
+  options.deterministic = bool(deterministic)
+  dataset = dataset.with_options(options)
+  logging.info("make_dataset: batch %d, crop %s, camera %s, psf %s, placement %s, augment %s, "
+               "seed %d", batch_size, crop_size, camera, psf, render_placement,
+               augment_options, base_seed)
+  return dataset

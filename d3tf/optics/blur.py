@@ -1,0 +1,124 @@
+"""Convolution of image planes with one PSF, laid out for speed on CPU and GPU.
+
+The renderer keeps its slabs *planar*: a float32 tensor ``[C, B, H, W]``
+(channel-major), because broadcasting a per-pixel mask over channels is cheap
+in that layout and slow in NHWC with few channels. Blurs use two tricks:
+
+* a separable (Gaussian) kernel runs as a depthwise convolution along H with
+  the W axis as the channel axis (many channels: the fast path of TensorFlow's
+  depthwise kernels), then the planes are transposed and the same is done
+  along W. The result therefore comes back **transposed**, ``[C, B, W, H]``;
+  the renderer keeps its accumulators in that layout and transposes once at
+  the end.
+* a non-separable kernel (the disk) is applied by FFT, whose cost does not
+  grow with the blur; its result is transposed too, for the same layout.
+
+Callers pad the planes by at least the kernel radius beforehand (reflection or
+zeros): the FFT wraps around and the depthwise convolution pads with zeros,
+so only the padded margin is affected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+  """One PSF as NumPy weights: separable (1-D, applied on both axes) or 2-D.
+
+  Attributes:
+    weights: A normalised 1-D array (separable) or square 2-D array, odd-sized.
+  """
+
+  weights: np.ndarray
+
+  @property
+  def separable(self) -> bool:
+    return self.weights.ndim == 1
+
+  @property
+  def radius(self) -> int:
+    return self.weights.shape[0] // 2
+
+  @property
+  def is_identity(self) -> bool:
+    return self.weights.size == 1
+
+
+def _transpose_hw(planes: tf.Tensor) -> tf.Tensor:
+  return tf.transpose(planes, [0, 1, 3, 2])
+
+
+def _depthwise_along_rows(planes: tf.Tensor, taps: tf.Tensor) -> tf.Tensor:
+  """Correlates every column of ``[C, B, H, W]`` planes with 1-D ``taps`` along H."""
+  shape = tf.shape(planes)
+  channels, batch, height, width = shape[0], shape[1], shape[2], shape[3]
+  x = tf.reshape(planes, tf.stack([channels * batch, height, 1, width]))
+  filters = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), tf.stack([1, 1, width, 1]))
+  y = tf.nn.depthwise_conv2d(x, filters, [1, 1, 1, 1], "SAME")
+  return tf.reshape(y, shape)
+
+
+def _fft_convolve(planes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+  """Circular 2-D convolution of ``[C, B, H, W]`` planes with a centred square kernel."""
+  height, width = tf.shape(planes)[2], tf.shape(planes)[3]
+  side = kernel.shape[0]
+  kernel = tf.pad(kernel, tf.stack([[0, height - side], [0, width - side]]))
+  kernel = tf.roll(kernel, shift=[-(side // 2), -(side // 2)], axis=[0, 1])
+  spectrum = tf.signal.rfft2d(planes) * tf.signal.rfft2d(kernel)
+  return tf.signal.irfft2d(spectrum, fft_length=tf.stack([height, width]))
+
+
+def blur_planes_transposed(planes: tf.Tensor, kernel: Kernel) -> tf.Tensor:
+  """Blurs ``[C, B, H, W]`` planes with ``kernel``; returns ``[C, B, W, H]``.
+
+  Args:
+    planes: float32 planes, padded by at least ``kernel.radius`` on H and W.
+    kernel: The PSF.
+
+  Returns:
+    The blurred planes with H and W swapped.
+  """
+  if kernel.is_identity:
+    return _transpose_hw(planes)
+  return blur_planes_transposed_by_weights(planes, tf.constant(kernel.weights, tf.float32))
+
+
+def blur_planes_transposed_by_weights(planes: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+  """As :func:`blur_planes_transposed`, for kernel weights held in a tensor.
+
+  Args:
+    planes: float32 ``[C, B, H, W]`` planes, padded by the kernel radius.
+    weights: A symmetric kernel with a static shape: 1-D (separable, applied
+      along both axes) or square 2-D; it may be computed in the graph (e.g.
+      gathered from a table of slab kernels inside a ``tf.while_loop``).
+
+  Returns:
+    The blurred planes, ``[C, B, W, H]``.
+  """
+  if weights.shape.rank == 1:
+    rows = _depthwise_along_rows(planes, weights)  # symmetric: correlation = convolution.
+    return _depthwise_along_rows(_transpose_hw(rows), weights)
+  return _transpose_hw(_fft_convolve(planes, weights))
+
+
+def kernel_table(kernels: list[Kernel]) -> np.ndarray:
+  """Stacks kernels of one kind into one float32 array, zero-padded to the largest.
+
+  Returns:
+    ``[L, K]`` for separable kernels or ``[L, K, K]`` for 2-D ones, each kernel
+    centred, so that entry ``i`` blurs exactly as ``kernels[i]``.
+  """
+  radius = max(kernel.radius for kernel in kernels)
+  side = 2 * radius + 1
+  rank = kernels[0].weights.ndim
+  table = np.zeros((len(kernels),) + (side,) * rank, np.float32)
+  for i, kernel in enumerate(kernels):
+    offset = radius - kernel.radius
+    window = tuple(slice(offset, offset + kernel.weights.shape[0]) for _ in range(rank))
+    table[(i,) + window] = kernel.weights
+  return table
