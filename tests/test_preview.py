@@ -5,6 +5,7 @@ from absl import flags
 from absl.testing import flagsaver
 from PIL import Image
 
+from d3tf.data import plots
 from d3tf.data import preview
 
 
@@ -13,7 +14,7 @@ def test_write_preview_marks_invalid_depth(tmp_path):
   images = rng.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
   depths = rng.uniform(0.5, 10.0, (2, 32, 48)).astype(np.float32)
   depths[0, :4] = 0.0
-  path = preview.write_preview(images, depths, images, str(tmp_path / "sub" / "grid.png"))
+  path = plots.write_preview(images, depths, images, str(tmp_path / "sub" / "grid.png"))
   picture = np.asarray(Image.open(path).convert("RGB"))
   assert picture.shape[0] > 100 and picture.shape[1] > 200
   assert picture.std() > 10

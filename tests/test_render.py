@@ -125,7 +125,7 @@ def test_improved_mode_keeps_a_constant_image_constant_at_edges_and_borders(psf)
   assert paper[0].mean() < 0.6 - 20 * ONE_LEVEL  # zero padding darkens the border.
 
 
-@pytest.mark.parametrize("bad_value", [0.0, np.nan, np.inf, -np.inf, -1.0])
+@pytest.mark.parametrize("bad_value", [0.0, 1e-30, 1e-6, np.nan, np.inf, -np.inf, -1.0])
 @pytest.mark.parametrize("mode", ["improved", "paper"])
 def test_holes_in_depth_never_produce_nan(bad_value, mode):
   image = _texture(48, 64)

@@ -13,9 +13,8 @@ in that layout and slow in NHWC with few channels. Blurs use two tricks:
 * a non-separable kernel (the disk) is applied by FFT, whose cost does not
   grow with the blur; its result is transposed too, for the same layout.
 
-Callers pad the planes by at least the kernel radius beforehand (reflection or
-zeros): the FFT wraps around and the depthwise convolution pads with zeros,
-so only the padded margin is affected.
+Callers pad the planes by exactly the kernel radius beforehand (reflection or
+zeros); the blurs return the unpadded ('VALID') region.
 """
 
 from __future__ import annotations
@@ -54,37 +53,83 @@ def _transpose_hw(planes: tf.Tensor) -> tf.Tensor:
 
 
 def _depthwise_along_rows(planes: tf.Tensor, taps: tf.Tensor) -> tf.Tensor:
-  """Correlates every column of ``[C, B, H, W]`` planes with 1-D ``taps`` along H."""
+  """Correlates every column of ``[C, B, H, W]`` planes with 1-D ``taps`` along H.
+
+  'VALID': the output loses ``len(taps) - 1`` rows, the padding of the input.
+  """
   shape = tf.shape(planes)
   channels, batch, height, width = shape[0], shape[1], shape[2], shape[3]
   x = tf.reshape(planes, tf.stack([channels * batch, height, 1, width]))
   filters = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), tf.stack([1, 1, width, 1]))
-  y = tf.nn.depthwise_conv2d(x, filters, [1, 1, 1, 1], "SAME")
-  return tf.reshape(y, shape)
+  y = tf.nn.depthwise_conv2d(x, filters, [1, 1, 1, 1], "VALID")
+  return tf.reshape(y, tf.stack([channels, batch, tf.shape(y)[1], width]))
 
 
-def _fft_convolve(planes: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-  """Circular 2-D convolution of ``[C, B, H, W]`` planes with a centred square kernel."""
-  height, width = tf.shape(planes)[2], tf.shape(planes)[3]
+def _fast_fft_length(n: int) -> int:
+  """The smallest product of 2s, 3s and 5s that is >= n (FFTs of such sizes are fast)."""
+  best = 1
+  while best < n:
+    best *= 2
+  power3 = 1
+  while power3 < 2 * n:
+    power5 = power3
+    while power5 < 2 * n:
+      candidate = power5
+      while candidate < n:
+        candidate *= 2
+      best = min(best, candidate)
+      power5 *= 5
+    power3 *= 3
+  return best
+
+
+def _fft_convolve(planes: tf.Tensor, kernel) -> tf.Tensor:
+  """2-D convolution of ``[C, B, H, W]`` planes with a centred square kernel, by FFT.
+
+  'VALID': the output loses the kernel's radius on every side (where the
+  circular convolution wraps around). Where the size is known when the graph
+  is built, the planes are zero-padded to a size whose FFT is fast (the
+  padding lies beyond the part that is kept).
+  """
+  height, width = planes.shape[2], planes.shape[3]
+  if height is not None and width is not None:
+    fft_height, fft_width = _fast_fft_length(height), _fast_fft_length(width)
+    planes = tf.pad(planes, [[0, 0], [0, 0], [0, fft_height - height], [0, fft_width - width]])
+  else:
+    height, width = tf.shape(planes)[2], tf.shape(planes)[3]
+    fft_height, fft_width = height, width
   side = kernel.shape[0]
-  kernel = tf.pad(kernel, tf.stack([[0, height - side], [0, width - side]]))
-  kernel = tf.roll(kernel, shift=[-(side // 2), -(side // 2)], axis=[0, 1])
-  spectrum = tf.signal.rfft2d(planes) * tf.signal.rfft2d(kernel)
-  return tf.signal.irfft2d(spectrum, fft_length=tf.stack([height, width]))
+  radius = side // 2
+  if isinstance(kernel, np.ndarray) and isinstance(fft_height, int):
+    # Static kernel and size: its spectrum is a constant, computed once here.
+    padded = np.zeros((fft_height, fft_width))
+    padded[:side, :side] = kernel
+    padded = np.roll(padded, (-radius, -radius), axis=(0, 1))
+    kernel_spectrum = tf.constant(np.fft.rfft2(padded).astype(np.complex64))
+  else:
+    kernel = tf.convert_to_tensor(kernel, tf.float32)
+    kernel = tf.pad(kernel, tf.stack([[0, fft_height - side], [0, fft_width - side]]))
+    kernel = tf.roll(kernel, shift=[-radius, -radius], axis=[0, 1])
+    kernel_spectrum = tf.signal.rfft2d(kernel)
+  spectrum = tf.signal.rfft2d(planes) * kernel_spectrum
+  full = tf.signal.irfft2d(spectrum, fft_length=tf.stack([fft_height, fft_width]))
+  return full[:, :, radius:height - radius, radius:width - radius]
 
 
 def blur_planes_transposed(planes: tf.Tensor, kernel: Kernel) -> tf.Tensor:
   """Blurs ``[C, B, H, W]`` planes with ``kernel``; returns ``[C, B, W, H]``.
 
   Args:
-    planes: float32 planes, padded by at least ``kernel.radius`` on H and W.
+    planes: float32 planes, padded by ``kernel.radius`` on H and W.
     kernel: The PSF.
 
   Returns:
-    The blurred planes with H and W swapped.
+    The blurred planes with H and W swapped, without the padding.
   """
   if kernel.is_identity:
     return _transpose_hw(planes)
+  if not kernel.separable:
+    return _transpose_hw(_fft_convolve(planes, kernel.weights))
   return blur_planes_transposed_by_weights(planes, tf.constant(kernel.weights, tf.float32))
 
 
@@ -92,13 +137,14 @@ def blur_planes_transposed_by_weights(planes: tf.Tensor, weights: tf.Tensor) -> 
   """As :func:`blur_planes_transposed`, for kernel weights held in a tensor.
 
   Args:
-    planes: float32 ``[C, B, H, W]`` planes, padded by the kernel radius.
+    planes: float32 ``[C, B, H, W]`` planes, padded by the kernel's radius
+      (half its static size).
     weights: A symmetric kernel with a static shape: 1-D (separable, applied
       along both axes) or square 2-D; it may be computed in the graph (e.g.
       gathered from a table of slab kernels inside a ``tf.while_loop``).
 
   Returns:
-    The blurred planes, ``[C, B, W, H]``.
+    The blurred planes, ``[C, B, W, H]``, without the padding.
   """
   if weights.shape.rank == 1:
     rows = _depthwise_along_rows(planes, weights)  # symmetric: correlation = convolution.

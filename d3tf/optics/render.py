@@ -304,7 +304,8 @@ MAX_UNROLLED_SLABS = 48
 def _for_each_occupied_slab(coordinate, valid, grid, kernels, settings, state, update):
   """Folds ``update(state, index, blur)`` over the slabs near to far, skipping empty ones.
 
-  ``blur(planes)`` blurs ``[C,B,H,W]`` planes with the slab's kernel. Up to
+  ``update`` also gets the slab kernel's radius ``r`` and ``blur(planes)``, which
+  blurs ``[C,B,H+2r,W+2r]`` planes with the slab's kernel into ``[C,B,W,H]``. Up to
   :data:`MAX_UNROLLED_SLABS` slabs, the loop is unrolled with each kernel a
   constant of its own size; beyond, it is a ``tf.while_loop`` whose kernels are
   gathered from a zero-padded table.
@@ -314,15 +315,17 @@ def _for_each_occupied_slab(coordinate, valid, grid, kernels, settings, state, u
   if grid.num_layers <= MAX_UNROLLED_SLABS:
     for index, kernel in enumerate(kernels):
       blur = lambda planes, kernel=kernel: blur_lib.blur_planes_transposed(planes, kernel)
-      step = lambda s=state, i=index, b=blur: update(s, float(i), b)
+      step = lambda s=state, i=index, r=kernel.radius, b=blur: update(s, float(i), r, b)
       state = step() if not settings.skip_empty_layers else tf.cond(
           occupied[index], step, lambda s=state: s)
     return state
   table = tf.constant(blur_lib.kernel_table(kernels))
+  radius = table.shape[1] // 2
 
   def body(index, state):
     blur = lambda planes: blur_lib.blur_planes_transposed_by_weights(planes, table[index])
-    state = tf.cond(occupied[index], lambda: update(state, tf.cast(index, tf.float32), blur),
+    state = tf.cond(occupied[index],
+                    lambda: update(state, tf.cast(index, tf.float32), radius, blur),
                     lambda: state)
     return index + 1, state
 
@@ -376,9 +379,10 @@ def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support
   Layout (see :mod:`d3tf.optics.blur`): the inputs are padded once by the
   largest kernel radius (reflecting the inputs and reflecting each slab are
   the same thing, since slabs are pointwise functions of them; zero borders
-  pad with pixels that belong to no slab), then kept planar, ``[C,B,H,W]``;
-  blurred slabs and the accumulators are in the transposed ``[C,B,W,H]``
-  layout until the end.
+  pad with pixels that belong to no slab), then kept planar, ``[C,B,H,W]``.
+  Each slab is formed on the image plus its own kernel's radius and blurred
+  'VALID' back to the image; blurred slabs and the accumulators are in the
+  transposed ``[C,B,W,H]`` layout until the end.
 
   Args:
     radiance: [B,H,W,3] float32 colour (linear or sRGB values).
@@ -395,7 +399,8 @@ def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support
   if not grid.soft:
     coordinate = tf.round(coordinate)
   coordinate = tf.where(valid, coordinate, _INVALID_COORDINATE)
-  pad = max(kernel.radius for kernel in kernels)
+  dilation = int(settings.dilation_px)
+  pad = max(kernel.radius for kernel in kernels) + dilation
   padded_radiance, padded_coordinate = radiance, coordinate
   if pad and settings.border == "reflect":
     padded_radiance = _pad(radiance, pad, pad, "reflect")
@@ -409,18 +414,27 @@ def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support
   normalize = settings.normalize
   fill = normalize and settings.fill_hidden
 
+  def margin(x, width):
+    """Crops the padded frame to the image plus ``width`` pixels on each side."""
+    cut = pad - width
+    return x[..., cut:-cut, cut:-cut] if cut else x
+
   def present(value):
     return tf.where(value > min_support, value, 0.0)  # 0/0 and far tails -> absent.
 
-  def update(state, index, blur):
+  def update(state, index, radius, blur):
     accumulated, transmittance = state[:2]
-    weight, support = _slab_masks(slab_coordinate, index, grid, settings,
-                                  with_support=normalize)
-    stack = [planes * weight, weight[tf.newaxis]]
+    weight, support = _slab_masks(margin(slab_coordinate, radius + dilation), index, grid,
+                                  settings, with_support=normalize)
+    if dilation:  # dilated with a margin, so the crop is exact.
+      weight = weight[..., dilation:-dilation, dilation:-dilation]
+      support = support[..., dilation:-dilation, dilation:-dilation] if normalize else None
+    planes_k = margin(planes, radius)
+    stack = [planes_k * weight, weight[tf.newaxis]]
     if normalize:
       stack.append(support[tf.newaxis])
     if fill:
-      stack.append(planes * support)
+      stack.append(planes_k * support)
     blurred = blur(tf.concat(stack, axis=0))
     colour, alpha = blurred[:3], blurred[3]
     if normalize:
@@ -437,7 +451,7 @@ def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support
       new_state += (filled + blocked * behind, fill_weight + blocked)
     return new_state
 
-  transposed_shape = tf.shape(tf.transpose(slab_coordinate, [0, 2, 1]))
+  transposed_shape = tf.shape(tf.transpose(coordinate[..., 0], [0, 2, 1]))
   colour_shape = tf.concat([[3], transposed_shape], 0)
   state = (tf.zeros(colour_shape), tf.ones(transposed_shape))
   if fill:
@@ -445,9 +459,8 @@ def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support
   state = _for_each_occupied_slab(slab_coordinate, slab_coordinate > _INVALID_COORDINATE, grid,
                                   kernels, settings, state, update)
 
-  def to_image(planes_t):  # [C,B,W,H] -> [B,H,W,C], without the padding.
-    image = tf.transpose(planes_t, [1, 3, 2, 0])
-    return image[:, pad:-pad, pad:-pad, :] if pad else image
+  def to_image(planes_t):  # [C,B,W,H] -> [B,H,W,C]
+    return tf.transpose(planes_t, [1, 3, 2, 0])
 
   accumulated = to_image(state[0])
   if not normalize:
