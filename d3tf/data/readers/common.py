@@ -329,15 +329,17 @@ def samples_dataset(samples: Sequence[Sample],
     ds = ds.shuffle(max(len(samples), 1), seed=seed, reshuffle_each_iteration=True)
   ds = ds.map(tf.autograph.experimental.do_not_convert(load_tf),
               num_parallel_calls=num_parallel_calls, deterministic=True)
-  ds = ds.filter(tf.autograph.experimental.do_not_convert(_is_ok))
-  return ds.map(tf.autograph.experimental.do_not_convert(_drop_ok))
+  ds = ds.filter(tf.autograph.experimental.do_not_convert(is_ok))
+  return ds.map(tf.autograph.experimental.do_not_convert(drop_ok))
 
 
-def _is_ok(element, ok):
+def is_ok(element, ok):
+  """``Dataset.filter`` predicate for ``(element, ok)`` pairs: keeps loaded samples."""
   del element
   return ok
 
 
-def _drop_ok(element, ok):
+def drop_ok(element, ok):
+  """``Dataset.map`` function for ``(element, ok)`` pairs: drops the flag."""
   del ok
   return element

@@ -222,19 +222,11 @@ class DiwReader:
       return {"image": image, "pairs": pairs, "ordinal": ordinal,
               "name": tf.gather(names, index)}, ok
 
-    def is_ok(element, ok):
-      del element
-      return ok
-
-    def drop_ok(element, ok):
-      del ok
-      return element
-
     do_not_convert = tf.autograph.experimental.do_not_convert
     ds = tf.data.Dataset.range(len(samples)).map(
         do_not_convert(load_tf), num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
         deterministic=True)
-    return ds.filter(do_not_convert(is_ok)).map(do_not_convert(drop_ok))
+    return ds.filter(do_not_convert(common.is_ok)).map(do_not_convert(common.drop_ok))
 
 
 def write_diw_csv(path: common.PathLike,

@@ -263,18 +263,10 @@ class TFRecordReader:
       ok.set_shape([])
       return {"image": image, "depth": depth, "name": f["name"]}, ok
 
-    def is_ok(element, ok):
-      del element
-      return ok
-
-    def drop_ok(element, ok):
-      del ok
-      return element
-
     ds = files.flat_map(do_not_convert(records))
     ds = ds.map(do_not_convert(decode), num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE,
                 deterministic=True)
-    return ds.filter(do_not_convert(is_ok)).map(do_not_convert(drop_ok))
+    return ds.filter(do_not_convert(common.is_ok)).map(do_not_convert(common.drop_ok))
 
   def verify_shards(self) -> int:
     """Reads every shard once (records only, no decoding) to find truncated or corrupt shards.
