@@ -11,7 +11,8 @@ in that layout and slow in NHWC with few channels. Blurs use two tricks:
   the renderer keeps its accumulators in that layout and transposes once at
   the end.
 * a non-separable kernel (the disk) is applied by FFT, whose cost does not
-  grow with the blur; its result is transposed too, for the same layout.
+  grow with the blur, or, when it is the sum of two separable terms (3x3
+  disks), as two separable blurs; the result is transposed too.
 
 Callers pad the planes by exactly the kernel radius beforehand (reflection or
 zeros); the blurs return the unpadded ('VALID') region.
@@ -46,6 +47,30 @@ class Kernel:
   @property
   def is_identity(self) -> bool:
     return self.weights.size == 1
+
+  def separable_terms(self, tolerance: float = 1e-7) -> list[tuple[float, np.ndarray]]:
+    """A 2-D kernel as few ``(lambda, q)`` terms with ``sum lambda * outer(q, q)`` equal to it.
+
+    The kernel is a symmetric matrix (PSFs here are symmetric under
+    transposition), so its eigendecomposition gives such terms; the fewest
+    whose sum matches every weight within ``tolerance`` are returned.
+    """
+    values, vectors = np.linalg.eigh(self.weights)
+    order = np.argsort(-np.abs(values))
+    terms = []
+    approximation = np.zeros_like(self.weights)
+    for i in order:
+      terms.append((float(values[i]), vectors[:, i]))
+      approximation = approximation + values[i] * np.outer(vectors[:, i], vectors[:, i])
+      if np.abs(approximation - self.weights).max() <= tolerance:
+        break
+    return terms
+
+
+#: A 2-D kernel that is a sum of at most this many separable terms (3x3 disks
+#: are two) is applied as such: two depthwise passes per term cost less than
+#: an FFT at these sizes on CPU.
+_MAX_SEPARABLE_TERMS = 2
 
 
 def _transpose_hw(planes: tf.Tensor) -> tf.Tensor:
@@ -128,9 +153,13 @@ def blur_planes_transposed(planes: tf.Tensor, kernel: Kernel) -> tf.Tensor:
   """
   if kernel.is_identity:
     return _transpose_hw(planes)
-  if not kernel.separable:
-    return _transpose_hw(_fft_convolve(planes, kernel.weights))
-  return blur_planes_transposed_by_weights(planes, tf.constant(kernel.weights, tf.float32))
+  if kernel.separable:
+    return blur_planes_transposed_by_weights(planes, tf.constant(kernel.weights, tf.float32))
+  terms = kernel.separable_terms()
+  if len(terms) <= _MAX_SEPARABLE_TERMS:  # small disks: cheaper than an FFT.
+    return tf.add_n([value * blur_planes_transposed_by_weights(
+        planes, tf.constant(vector, tf.float32)) for value, vector in terms])
+  return _transpose_hw(_fft_convolve(planes, kernel.weights))
 
 
 def blur_planes_transposed_by_weights(planes: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,176 @@
+"""Tests of d3tf.inference: loading, metadata, padding, MC-dropout sampling, errors."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from d3tf import inference
+from d3tf.models import D3NetConfig
+from d3tf.models import build_d3net
+from d3tf.optics import Camera
+from d3tf.optics import RenderOptions
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+  """A model_dir with a tiny D3-Net saved as model.keras and its metadata."""
+  keras.utils.set_random_seed(0)
+  model = build_d3net(D3NetConfig.tiny())
+  path = tmp_path_factory.mktemp("run")
+  model.save(path / "model.keras")
+  inference.write_metadata(path, camera=Camera.nyu(2.0), psf="disk",
+                           render_options=RenderOptions.for_mode("paper"),
+                           model_config=D3NetConfig.tiny(), train_data="procedural")
+  return path
+
+
+@pytest.fixture(scope="module")
+def predictor(model_dir):
+  return inference.load_predictor(model_dir)
+
+
+def _images(*shape, seed=0):
+  return np.random.default_rng(seed).integers(0, 256, shape + (3,), dtype=np.uint8)
+
+
+def test_metadata_round_trips(model_dir):
+  meta = inference.read_metadata(model_dir)
+  assert meta == inference.read_metadata(model_dir / "model.keras")
+  assert meta == json.loads((model_dir / inference.METADATA_FILENAME).read_text())
+  assert meta["input"] == "defocus" and meta["psf"] == "disk"
+  assert meta["train_data"] == "procedural" and meta["d3tf_version"]
+  assert inference.camera_from_metadata(meta) == Camera.nyu(2.0)
+  assert D3NetConfig.from_dict(meta["model_config"]) == D3NetConfig.tiny()
+  kwargs = inference.render_kwargs_from_metadata(meta)
+  assert kwargs["psf"] == "disk" and kwargs["mode"] == "paper"
+  assert RenderOptions.for_mode(**{k: v for k, v in kwargs.items() if k != "psf"}) == \
+      RenderOptions.for_mode("paper")
+  assert "focused at 2 m" in inference.describe_metadata(meta)
+
+
+def test_metadata_for_an_all_in_focus_model(tmp_path):
+  written = inference.write_metadata(tmp_path / "m.keras", model_config={"growth_rate": 4})
+  assert written == str(tmp_path / inference.METADATA_FILENAME)
+  meta = inference.read_metadata(written)
+  assert meta["input"] == "sharp" and meta["camera"] is None and meta["render_options"] is None
+  assert inference.camera_from_metadata(meta) is None
+  assert "all-in-focus" in inference.describe_metadata(meta)
+
+
+def test_loaded_model_predicts_like_the_original(model_dir, predictor):
+  assert predictor.camera == Camera.nyu(2.0) and predictor.input_kind == "defocus"
+  assert predictor.path == str(model_dir / "model.keras")
+  images = _images(2, 64, 96)
+  original = keras.models.load_model(model_dir / "model.keras", compile=False)
+  expected = original.predict(images.astype(np.float32) / 255.0, verbose=0)[..., 0]
+  out = predictor.predict(images)
+  assert set(out) == {"depth"} and out["depth"].dtype == np.float32
+  np.testing.assert_allclose(out["depth"], expected, rtol=1e-5, atol=1e-5)
+  # float input in [0, 1] is the same as uint8.
+  np.testing.assert_allclose(predictor.predict(images / 255.0)["depth"], out["depth"], atol=1e-5)
+
+
+def test_odd_sizes_are_padded_by_reflection_and_cropped_back(predictor):
+  images = _images(2, 50, 70)
+  out = predictor.predict(images)
+  assert out["depth"].shape == (2, 50, 70) and np.all(out["depth"] > 0)
+  single = predictor.predict(images[1])
+  assert single["depth"].shape == (1, 50, 70)  # always batched.
+  np.testing.assert_allclose(single["depth"][0], out["depth"][1], atol=1e-5)
+  # Same as padding by hand: 50 -> 64 (7 top, 7 bottom), 70 -> 96 (13 left, 13 right).
+  padded, box = inference.pad_to_multiple(images.astype(np.float32) / 255.0)
+  assert padded.shape == (2, 64, 96, 3) and box == (7, 7, 13, 13)
+  np.testing.assert_array_equal(padded[:, 6, 13:83], padded[:, 8, 13:83])  # reflected row.
+  by_hand = predictor.model.predict(padded, verbose=0)[:, 7:57, 13:83, 0]
+  np.testing.assert_allclose(out["depth"], by_hand, rtol=1e-5, atol=1e-5)
+  tiny = inference.pad_to_multiple(np.ones((1, 5, 3, 1)))[0]
+  assert tiny.shape == (1, 32, 32, 1)  # pads much larger than the image still reflect.
+
+
+def test_mc_dropout_samples_give_a_positive_std(predictor):
+  images = _images(2, 40, 40, seed=1)
+  deterministic = predictor.predict(images)["depth"]
+  out = predictor.predict(images, samples=6)
+  assert out["depth"].shape == out["depth_std"].shape == (2, 40, 40)
+  assert np.all(out["depth_std"] >= 0) and out["depth_std"].mean() > 0
+  assert not np.allclose(out["depth"], deterministic)
+  # Dropout is off again afterwards: deterministic and unchanged.
+  np.testing.assert_array_equal(predictor.predict(images)["depth"], deterministic)
+  assert "depth_std" not in predictor.predict(images, samples=1)
+
+
+def test_chunked_forward_passes(model_dir):
+  small = inference.load_predictor(model_dir, max_batch_pixels=64 * 64)  # one image per pass.
+  big = inference.load_predictor(model_dir)
+  images = _images(3, 64, 64, seed=2)
+  np.testing.assert_allclose(small.predict(images)["depth"], big.predict(images)["depth"],
+                             atol=1e-5)
+  out = small.predict(images[:1], samples=4)
+  assert out["depth_std"].mean() > 0
+
+
+def test_bad_arguments(predictor):
+  with pytest.raises(ValueError, match=r"\[B, H, W, 3\].*\(8, 8, 4\)"):
+    predictor.predict(np.zeros((8, 8, 4), np.uint8))
+  with pytest.raises(ValueError, match=r"\[0, 1\].*255"):
+    predictor.predict(np.full((8, 8, 3), 255.0))
+  with pytest.raises(ValueError, match="uint8 or float"):
+    predictor.predict(np.zeros((8, 8, 3), np.uint16))
+  with pytest.raises(ValueError, match="samples"):
+    predictor.predict(_images(8, 8), samples=0)
+
+
+def test_samples_need_mc_dropout_layers():
+  model = keras.Sequential([keras.Input((None, None, 3)),
+                            keras.layers.Conv2D(1, 3, padding="same", activation="softplus")])
+  with pytest.raises(ValueError, match="no MCDropout"):
+    inference.Predictor(model).predict(_images(8, 8), samples=3)
+
+
+def test_checkpoint_choice_and_missing_files_name_the_path(model_dir, tmp_path):
+  run = tmp_path / "run"
+  run.mkdir()
+  with pytest.raises(FileNotFoundError, match=f"{run}.*model.keras or best.keras"):
+    inference.load_predictor(run)
+  with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nothing.keras'}"):
+    inference.load_predictor(tmp_path / "nothing.keras")
+  shutil.copy(model_dir / "model.keras", run / "best.keras")
+  with pytest.raises(FileNotFoundError, match=f"{run / inference.METADATA_FILENAME}.*not found"):
+    inference.load_predictor(run)  # "auto" falls back to best.keras, which has no metadata.
+  loaded = inference.load_predictor(run, require_metadata=False)
+  assert loaded.path == str(run / "best.keras") and loaded.metadata is None
+  assert loaded.input_kind == "sharp" and loaded.camera is None
+  with pytest.raises(FileNotFoundError, match="model.keras"):
+    inference.resolve_model_path(run, "final")
+  with pytest.raises(ValueError, match="checkpoint"):
+    inference.resolve_model_path(run, "last")
+
+
+def test_corrupt_files_name_the_path(model_dir, tmp_path):
+  bad_model = tmp_path / "bad.keras"
+  bad_model.write_bytes(b"not a zip archive")
+  with pytest.raises(ValueError, match=f"{bad_model}: cannot load"):
+    inference.load_predictor(bad_model)
+  shutil.copy(model_dir / "model.keras", tmp_path / "good.keras")
+  meta_path = tmp_path / inference.METADATA_FILENAME
+  meta_path.write_text("{not json")
+  with pytest.raises(ValueError, match=f"{meta_path}: corrupt"):
+    inference.load_predictor(tmp_path / "good.keras")
+  meta = json.loads((model_dir / inference.METADATA_FILENAME).read_text())
+  meta["camera"] = None
+  meta_path.write_text(json.dumps(meta))
+  with pytest.raises(ValueError, match=f"{meta_path}: input 'defocus' needs a 'camera'"):
+    inference.read_metadata(meta_path)
+  meta["input"] = "blurry"
+  meta_path.write_text(json.dumps(meta))
+  with pytest.raises(ValueError, match="'input' must be one of"):
+    inference.read_metadata(tmp_path)
+  with pytest.raises(ValueError, match="needs a 'camera'"):
+    inference.write_metadata(tmp_path, input_kind="defocus")
+  with pytest.raises(ValueError, match="bad 'camera'"):
+    inference.write_metadata(tmp_path, camera={"focal_length_m": 0.015})
+  assert os.path.exists(meta_path)

@@ -1,0 +1,204 @@
+"""Tests of d3tf.models: D3-Net's shapes, size, skips, MC dropout, saving, ImageNet weights."""
+
+import json
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from d3tf import models
+from d3tf.models import D3NetConfig
+
+_PAPER_PARAMETERS = 24.2e6
+
+
+def _images(batch, height, width, seed=0):
+  return np.random.default_rng(seed).uniform(size=(batch, height, width, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+  keras.utils.set_random_seed(1)
+  return models.build_d3net(D3NetConfig.tiny())
+
+
+@pytest.mark.parametrize("height,width", [(32, 32), (64, 96), (96, 64), (128, 32)])
+def test_output_is_positive_depth_at_input_resolution(tiny_model, height, width):
+  depth = tiny_model(_images(2, height, width), training=False).numpy()
+  assert depth.shape == (2, height, width, 1)
+  assert np.all(np.isfinite(depth))
+  assert np.all(depth > 0.0)
+  assert np.all(depth < tiny_model.d3net_config.max_depth_m)
+
+
+def test_size_not_a_multiple_of_32_is_a_clear_error(tiny_model):
+  with pytest.raises(ValueError, match="multiples of 32.*48x64"):
+    tiny_model(_images(1, 48, 64))
+
+
+def test_full_size_has_the_papers_parameter_count():
+  model = models.build_d3net(D3NetConfig.full())
+  trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+  total = model.count_params()
+  print(f"\nD3-Net full: {trainable:,} trainable parameters, {total:,} with BN statistics")
+  # The paper counts PyTorch parameters: trainable ones, without BN running statistics.
+  assert abs(trainable - _PAPER_PARAMETERS) / _PAPER_PARAMETERS < 0.02
+  assert trainable < total < trainable * 1.01
+  # DenseNet-121 encoder shapes: 1024 channels at the bottleneck, paper decoder widths.
+  assert model.get_layer(models.ENCODER_OUTPUT_NAME).output.shape[-1] == 1024
+  assert [model.get_layer(f"decoder{k}_conv").filters for k in (5, 4, 3, 2, 1)] == [
+      512, 256, 128, 64, 64]
+
+
+def test_small_and_tiny_are_small():
+  small = models.build_d3net(D3NetConfig.small()).count_params()
+  tiny = models.build_d3net(D3NetConfig.tiny()).count_params()
+  print(f"\nD3-Net small: {small:,} parameters; tiny: {tiny:,}")
+  assert 2e5 < small < 2e6
+  assert tiny < 3e4
+
+
+def test_skips_come_from_named_layers_at_halving_resolutions(tiny_model):
+  names = models.SKIP_LAYER_NAMES
+  probe = keras.Model(tiny_model.input, [tiny_model.get_layer(n).output for n in names])
+  outputs = probe(_images(1, 64, 64))
+  assert [tuple(o.shape[1:3]) for o in outputs] == [(32, 32), (16, 16), (8, 8), (4, 4)]
+  # Each skip feeds the concatenation before the decoder block at its resolution.
+  for k, name in zip((1, 2, 3, 4), names):
+    concat_inputs = tiny_model.get_layer(f"decoder{k}_concat").input
+    assert any(t is tiny_model.get_layer(name).output for t in concat_inputs), (k, name)
+  with pytest.raises(ValueError):
+    tiny_model.get_layer("decoder5_concat")  # The bottleneck has no skip.
+
+
+def test_dropout_only_in_the_two_deepest_decoder_blocks(tiny_model):
+  dropout = [l for l in tiny_model.layers if isinstance(l, keras.layers.Dropout)]
+  assert dropout and all(isinstance(l, models.MCDropout) for l in dropout)
+  assert sorted(l.name for l in dropout) == [
+      "decoder4_dropout", "decoder4_up_dropout", "decoder5_dropout", "decoder5_up_dropout"]
+  assert all(l.rate == 0.5 for l in dropout)
+  none = models.build_d3net(D3NetConfig.tiny(dropout_blocks=0))
+  assert not [l for l in none.layers if isinstance(l, keras.layers.Dropout)]
+
+
+def test_mc_dropout_samples_only_when_enabled():
+  keras.utils.set_random_seed(2)
+  model = models.build_d3net(D3NetConfig.tiny())
+  x = _images(2, 64, 64)
+  first, first_eager = model.predict(x, verbose=0), model(x).numpy()
+  np.testing.assert_array_equal(first, model.predict(x, verbose=0))
+  np.testing.assert_array_equal(first_eager, model(x).numpy())
+  assert models.set_mc_dropout(model, True) == 4
+  draws = [model.predict(x, verbose=0) for _ in range(2)] + [model(x).numpy()]
+  assert not np.allclose(draws[0], draws[1])
+  assert not np.allclose(draws[1], draws[2])
+  assert models.set_mc_dropout(model, False) == 4
+  np.testing.assert_array_equal(first, model.predict(x, verbose=0))
+  np.testing.assert_array_equal(first_eager, model(x).numpy())
+
+
+def test_mc_dropout_keeps_batch_norm_in_inference_mode():
+  keras.utils.set_random_seed(3)
+  model = models.build_d3net(D3NetConfig.tiny(dropout_rate=0.0))  # MC layers, no dropping.
+  x = _images(2, 32, 32)
+  reference = model(x).numpy()
+  models.set_mc_dropout(model, True)
+  np.testing.assert_allclose(model(x).numpy(), reference, rtol=1e-6)
+  # Batch statistics (training mode) would change the output.
+  assert not np.allclose(model(x, training=True).numpy(), reference, rtol=1e-3)
+
+
+def test_save_and_load_round_trip(tiny_model, tmp_path):
+  rng = np.random.default_rng(4)
+  for weight in tiny_model.non_trainable_weights:  # Non-trivial BN statistics.
+    low, high = (0.5, 1.5) if "variance" in weight.path else (-0.1, 0.1)
+    weight.assign(rng.uniform(low, high, size=weight.shape).astype(np.float32))
+  path = tmp_path / "tiny.keras"
+  tiny_model.save(path)
+  loaded = keras.models.load_model(path)  # No custom_objects needed.
+  assert isinstance(loaded, models.D3Net)
+  assert models.config_from_model(loaded) == tiny_model.d3net_config
+  x = _images(2, 64, 32)
+  expected = tiny_model.predict(x, verbose=0)
+  assert np.ptp(expected) > 0.1  # Not a constant (saturated) output.
+  np.testing.assert_array_equal(loaded.predict(x, verbose=0), expected)
+  assert models.set_mc_dropout(loaded, True) == 4
+  assert not np.allclose(loaded(x).numpy(), tiny_model(x).numpy())
+
+
+def test_config_round_trips_and_validates():
+  for config in (D3NetConfig.full(), D3NetConfig.small(), D3NetConfig.tiny(max_depth_m=20.0)):
+    as_json = json.dumps(config.to_dict())
+    assert D3NetConfig.from_dict(json.loads(as_json)) == config
+  config = D3NetConfig.tiny(decoder_filters=[8, 8, 4, 4, 4])
+  assert config.decoder_filters == (8, 8, 4, 4, 4)
+  model = models.build_d3net(config)
+  assert model.get_config()["config"] == config.to_dict()
+  rebuilt = models.D3Net.from_config(model.get_config())
+  assert models.config_from_model(rebuilt) == config
+  assert [l.name for l in rebuilt.layers] == [l.name for l in model.layers]
+  bad = [dict(block_layers=(1, 1, 1)), dict(decoder_filters=(8, 8, 8, 8, 0)),
+         dict(growth_rate=2.5), dict(dropout_rate=1.0), dict(max_depth_m=-1.0),
+         dict(dropout_blocks=6), dict(compression=0.0)]
+  for overrides in bad:
+    with pytest.raises(ValueError, match=next(iter(overrides))):
+      D3NetConfig.tiny(**overrides)
+  with pytest.raises(ValueError, match="Unknown D3NetConfig fields"):
+    D3NetConfig.from_dict({"growth": 4})
+  with pytest.raises(ValueError, match="not a D3Net"):
+    models.config_from_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+
+
+def test_custom_layers_serialise():
+  for layer in (models.MCDropout(0.3, name="d"), models.SizeMultipleCheck(16, name="s")):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+  assert models.SizeMultipleCheck.from_config(
+      models.SizeMultipleCheck(16).get_config()).multiple == 16
+
+
+@pytest.mark.slow
+def test_tiny_model_trains():
+  keras.utils.set_random_seed(5)
+  model = models.build_d3net(D3NetConfig.tiny())
+  model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mae", jit_compile=False)
+  x = _images(8, 32, 32)
+  y = np.full((8, 32, 32, 1), 2.0, np.float32)  # The untrained net predicts about 5 m.
+  history = model.fit(x, y, batch_size=4, epochs=6, verbose=0).history["loss"]
+  assert np.all(np.isfinite(history))
+  assert history[-1] < 0.5 * history[0]
+
+
+@pytest.mark.slow
+def test_imagenet_weights_are_copied_into_the_encoder(tmp_path):
+  from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(6)
+  source = keras.applications.DenseNet121(include_top=False, weights=None,
+                                          input_shape=(None, None, 3))
+  keras_file = tmp_path / "densenet121.weights.h5"  # Keras 3's weights format.
+  source.save_weights(keras_file)
+  # The layout of densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5 (legacy HDF5).
+  legacy_file = tmp_path / "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"
+  with h5py.File(legacy_file, "w") as f:
+    legacy_h5_format.save_weights_to_hdf5_group(f, source)
+
+  for path in (legacy_file, keras_file):
+    model = models.build_d3net(D3NetConfig.full(), imagenet_weights=str(path))
+    for name in ("conv1_conv", "conv4_block17_2_conv", "pool3_conv", "bn"):
+      for got, want in zip(model.get_layer(name).get_weights(),
+                           source.get_layer(name).get_weights()):
+        np.testing.assert_array_equal(got, want, err_msg=f"{path.name}: {name}")
+
+  # The replaced stem convolution and the decoder keep their own initialisation.
+  assert model.get_layer("down1_conv").get_weights()[0].shape == (4, 4, 64, 64)
+
+  with pytest.raises(FileNotFoundError, match="missing.h5"):
+    models.build_d3net(D3NetConfig.full(), imagenet_weights=str(tmp_path / "missing.h5"))
+  wrong = tmp_path / "wrong.weights.h5"
+  models.build_d3net(D3NetConfig.tiny()).save_weights(wrong)
+  with pytest.raises(ValueError, match="wrong.weights.h5.*does not match"):
+    models.build_d3net(D3NetConfig.full(), imagenet_weights=str(wrong))
+  with pytest.raises(ValueError, match="DenseNet-121 encoder"):
+    models.build_d3net(D3NetConfig.tiny(), imagenet_weights=str(keras_file))
