@@ -111,7 +111,7 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
                  deterministic: bool = False, repeat: bool = True,
                  drop_remainder: bool | None = None, split: str = "train",
                  procedural_options: Mapping[str, Any] | None = None,
-                 num_parallel_calls: int | None = None) -> tf.data.Dataset:
+                 num_parallel_calls: int | None = None, start_index: int = 0) -> tf.data.Dataset:
   """Builds the training or evaluation pipeline of (inputs, depth) batches.
 
   Order: source -> shuffle -> repeat -> [per example, in parallel: decode to
@@ -153,6 +153,12 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
       ``num_scenes``, ``height``, ``width``, ``supersample``); height and
       width default to ``crop_size`` (or 256 x 256).
     num_parallel_calls: Parallelism of the maps; default ``tf.data.AUTOTUNE``.
+    start_index: Start the (repeated) stream at this example, as if that many
+      examples had already been drawn: with a seed, example ``i`` of the
+      result equals example ``start_index + i`` of the stream from 0 (same
+      scene, same augmentation and render noise). Used to resume training
+      mid-epoch. The endless procedural source starts there at no cost;
+      other sources read and drop the first ``start_index`` elements.
 
   Returns:
     A ``tf.data.Dataset`` of ``(inputs float32 [B, h, w, 3] in [0, 1], depth
@@ -162,6 +168,7 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     ValueError: for a bad argument, naming it and its value.
   """
   batch_size = _int_or_error("batch_size", batch_size, 1)
+  start_index = _int_or_error("start_index", start_index, 0)
   if render_placement not in RENDER_PLACEMENTS:
     raise ValueError(f"render_placement must be one of {RENDER_PLACEMENTS}, "
                      f"got {render_placement!r}")
@@ -200,13 +207,19 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     kwargs.setdefault("seed", base_seed if deterministic_data else 0)
     kwargs.setdefault("deterministic", deterministic)
     kwargs.setdefault("num_parallel_calls", num_parallel_calls)
-    dataset = procedural.procedural_dataset(split, kwargs.pop("num_scenes", None), **kwargs)
+    num_scenes = kwargs.pop("num_scenes", None)
+    source_skip = start_index
+    if num_scenes is None and start_index:  # Endless: start the generator there directly.
+      kwargs["start_index"] = kwargs.get("start_index", 0) + start_index
+      source_skip = 0
+    dataset = procedural.procedural_dataset(split, num_scenes, **kwargs)
     default_buffer = 0
   elif isinstance(source, tf.data.Dataset):
     if procedural_options:
       raise ValueError("procedural_options only apply to source='procedural', got "
                        f"{dict(procedural_options)!r}")
     dataset = source
+    source_skip = start_index
     default_buffer = DEFAULT_SHUFFLE_BUFFER if repeat else 0
   else:
     raise ValueError(f"source must be a tf.data.Dataset or 'procedural', got {source!r}")
@@ -220,6 +233,8 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
                               reshuffle_each_iteration=True)
   if repeat:
     dataset = dataset.repeat()
+  if source_skip:
+    dataset = dataset.skip(source_skip)
   if drop_remainder is None:
     drop_remainder = bool(repeat)
 
@@ -244,8 +259,8 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
       image = defocus(image, depth, seed=render_seed)
     return image, depth[..., tf.newaxis]
 
-  dataset = dataset.enumerate().map(prepare, num_parallel_calls=num_parallel_calls,
-                                    deterministic=deterministic)
+  dataset = dataset.enumerate(start=start_index).map(
+      prepare, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
   # ---------------------------------------------------------------- per batch
@@ -257,8 +272,9 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
       seed_pair = tf.random.experimental.stateless_fold_in(batch_key, index)
       return defocus(images, depths, seed=seed_pair), depths
 
-    dataset = dataset.enumerate().map(render_batch, num_parallel_calls=num_parallel_calls,
-                                      deterministic=deterministic)
+    first_batch = start_index // batch_size  # Exact when start_index is a multiple of it.
+    dataset = dataset.enumerate(start=first_batch).map(
+        render_batch, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
 
   def check(images, depths):
     images = tf.debugging.assert_all_finite(images, "make_dataset: non-finite input image")

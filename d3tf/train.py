@@ -1,0 +1,450 @@
+r"""Trains D3-Net: ``python -m d3tf.train``.
+
+With no flags it runs a short job on the procedural scenes (the small model,
+128x128 crops, defocus rendered with the NYU camera focused at 2 m, 3 epochs
+of 100 steps of 8 examples: a few minutes on a laptop CPU), and logs where
+its outputs went. Every experiment of the paper has a flagfile in
+``pipelines/``::
+
+  python -m d3tf.train --flagfile=pipelines/quickstart_procedural.flags
+  python -m d3tf.train --flagfile=pipelines/nyuv2_focus2m.flags --data_path=...
+
+Training defaults follow the paper: Adam (learning rate 2e-4, beta1 0.5), L1
+loss, 256x256 crops with horizontal flips (128x128 and the small model for the
+procedural default). Invalid (zero) depth is masked out of every loss.
+
+Outputs, in ``--model_dir``:
+
+* ``flags.txt``: the resolved flags, usable as ``--flagfile`` (it names the
+  same model_dir, so running it again resumes); ``command_line.txt``;
+* ``camera.json``: the camera whose defocus the model was trained on
+  (``{"input": "sharp"}`` for all-in-focus input); ``d3tf_metadata.json``:
+  camera, render settings and model config, read by predict and evaluate;
+* ``model.keras`` (final) and ``best.keras`` (best validation ``rel``);
+* ``backup/``: the training state, saved every ``--save_every_steps`` steps
+  and at epoch ends. Interrupt the run at any moment (even ``kill -9``) and
+  run the same command again: it resumes from the last saved step, with the
+  data stream continuing at the next unseen example, so no example is
+  skipped or repeated and the run ends after exactly the planned number of
+  steps; only the steps after the last save are recomputed;
+* ``tensorboard/``: scalars and validation images (input, ground truth,
+  prediction, error), ``tensorboard --logdir MODEL_DIR/tensorboard``;
+* ``metrics.csv``: per-epoch loss and validation metrics.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+DATASETS = ("procedural", "nyu_mat", "nyu_png", "dfd", "folder", "tfrecord")
+
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Folder of this run's outputs (created). Rerunning with the same folder "
+    "resumes an interrupted run. Default: runs/<date>_<time>.")
+_DATASET = flags.DEFINE_enum(
+    "dataset", "procedural", list(DATASETS),
+    "Training data: 'procedural' (generated scenes, nothing to download), 'nyu_mat' "
+    "(nyu_depth_v2_labeled.mat + splits.mat), 'nyu_png' (NNNNN_colors.png / NNNNN_depth.png "
+    "+ --splits_path), 'dfd' (the real DSLR dataset: its f/2.8 photos are already "
+    "defocused, so nothing is rendered), 'folder' (rgb/ and depth/ sub-folders), "
+    "'tfrecord' (shards written by d3tf.data.write_tfrecords).")
+_DATA_PATH = flags.DEFINE_string(
+    "data_path", None, "The dataset: the .mat file (nyu_mat), the folder (nyu_png, dfd, "
+    "folder) or a shard glob (tfrecord). Not used for procedural scenes.")
+_SPLITS_PATH = flags.DEFINE_string(
+    "splits_path", None, "NYU's splits.mat (default: beside --data_path).")
+_VAL_DATA_PATH = flags.DEFINE_string(
+    "val_data_path", None, "Validation data for 'folder' and 'tfrecord' (same format as "
+    "--data_path). Default: NYU and DFD validate on their 'test' split; procedural on its "
+    "'validation' split; folder/tfrecord without it select the best model by training loss.")
+_INPUT = flags.DEFINE_enum(
+    "input", "defocus", ["defocus", "sharp"],
+    "Network input: 'defocus' renders the camera's defocus blur on all-in-focus data (the "
+    "paper's DFD models); 'sharp' keeps the all-in-focus images (the baseline).")
+_CAMERA = flags.DEFINE_enum(
+    "camera", "nyu", ["nyu", "dslr"],
+    "Camera preset: 'nyu' (15 mm, f/2.8, 5.6 um, focus 2 m: the paper's NYU camera) or "
+    "'dslr' (Nikon D200 35 mm, f/2.8, 36 um after x6 downsampling, focus 1.7 m).")
+_FOCUS = flags.DEFINE_float("focus_distance_m", None, "Overrides the preset's focus distance, "
+                            "metres (the paper: 2, 4 or 8 m on NYU).")
+_F_NUMBER = flags.DEFINE_float("f_number", None, "Overrides the preset's f-number.")
+_FOCAL = flags.DEFINE_float("focal_length_mm", None, "Overrides the preset's focal length, mm.")
+_PITCH = flags.DEFINE_float("pixel_pitch_um", None, "Overrides the preset's pixel pitch, um.")
+_PSF = flags.DEFINE_enum("psf", "gaussian", ["gaussian", "disk"],
+                         "Point-spread function of the rendered defocus.")
+_RENDER_MODE = flags.DEFINE_enum(
+    "render_mode", "improved", ["improved", "paper"],
+    "Defocus renderer: d3tf's improved compositing, or the paper's choices.")
+_MODEL_SIZE = flags.DEFINE_enum(
+    "model_size", None, ["tiny", "small", "full"],
+    "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
+    "experiments), 'tiny' (tests). Default: small for procedural scenes, else full.")
+_DROPOUT = flags.DEFINE_float(
+    "dropout_rate", None, "Overrides the rate of the MC dropout layers (the paper: 0.5; 0 "
+    "disables them, and with them the model's uncertainty).")
+_IMAGENET = flags.DEFINE_string(
+    "imagenet_weights", None, "Local keras.applications DenseNet121 weight file for the "
+    "encoder (full size only). Default: random initialisation.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Fine-tune: start from the weights of a trained model (a model_dir of "
+    "this program, or a .keras file) of the same size, e.g. DFD pre-trained on NYUv2.")
+_CROP = flags.DEFINE_integer(
+    "crop_size", None, "Side of the square training crops, a multiple of 32. Default: 256 (the "
+    "paper), 128 for procedural scenes.", lower_bound=32)
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Examples per step.", lower_bound=1)
+_EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs to train.", lower_bound=1)
+_STEPS = flags.DEFINE_integer(
+    "steps_per_epoch", None, "Steps per epoch. Default: 100 for procedural scenes (an endless "
+    "stream), one pass over the training set otherwise.", lower_bound=1)
+_VAL_STEPS = flags.DEFINE_integer(
+    "validation_steps", 4, "Validation batches per epoch (a fixed set, the same every epoch; "
+    "0: no validation).", lower_bound=0)
+_LR = flags.DEFINE_float("learning_rate", 2e-4, "Adam learning rate (the paper: 2e-4).")
+_BETA1 = flags.DEFINE_float("beta1", 0.5, "Adam beta1 (the paper: 0.5).")
+_LOSS = flags.DEFINE_enum(
+    "loss", "l1", ["l1", "berhu", "silog", "gradient"],
+    "Training loss (invalid depth masked out): 'l1' (the paper), 'berhu' (reverse Huber), "
+    "'silog' (scale-invariant, Eigen et al.), 'gradient' (L1 + multi-scale gradient "
+    "matching).")
+_FLIPS = flags.DEFINE_boolean("flips", True, "Random horizontal flips (the paper).")
+_AUGMENT = flags.DEFINE_enum(
+    "augment", "flips", ["flips", "full"],
+    "'flips': random crops and flips, as the paper; 'full': also zoom and colour gains "
+    "(d3tf.data.AugmentOptions defaults).")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the weights, the data order, augmentation "
+                             "and procedural scenes.", lower_bound=0)
+_SAVE_EVERY = flags.DEFINE_integer(
+    "save_every_steps", 50, "Steps between saves of the training state (for resuming); it is "
+    "also saved at every epoch end.", lower_bound=0)
+_LOG_EVERY = flags.DEFINE_integer("log_every_steps", 50, "Steps between log lines and "
+                                  "TensorBoard batch scalars.", lower_bound=0)
+_NUM_IMAGES = flags.DEFINE_integer("tensorboard_images", 4, "Validation images drawn in "
+                                   "TensorBoard at each epoch end (0: none).", lower_bound=0)
+_VERBOSE = flags.DEFINE_enum("progress", "auto", ["auto", "bar", "line", "none"],
+                             "Keras progress display: a bar (terminals), one line per epoch, "
+                             "or none; 'auto' picks bar on a terminal.")
+
+_MONITOR = "val_rel"
+
+
+def _this_module_flags() -> list[flags.FlagHolder]:
+  return [v for v in globals().values() if isinstance(v, flags.FlagHolder)]
+
+
+def flags_as_flagfile() -> str:
+  """The resolved value of every flag of this program, one ``--name=value`` per line."""
+  lines = []
+  for holder in _this_module_flags():
+    flag = flags.FLAGS[holder.name]
+    value = flag.serialize()
+    lines.append(value if value else f"# --{holder.name} (unset: default)")
+  return "\n".join(lines) + "\n"
+
+
+def camera_from_flags():
+  """The Camera of --camera with overrides, or None for all-in-focus input."""
+  from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+  if _DATASET.value == "dfd":
+    camera = Camera.dslr_d200_35mm(f_number=2.8)
+  elif _INPUT.value == "sharp":
+    return None
+  else:
+    camera = Camera.nyu() if _CAMERA.value == "nyu" else Camera.dslr_d200_35mm()
+  params = camera.to_dict()
+  for flag, key, unit in ((_FOCAL, "focal_length_m", 1e-3), (_F_NUMBER, "f_number", 1.0),
+                          (_PITCH, "pixel_pitch_m", 1e-6), (_FOCUS, "focus_distance_m", 1.0)):
+    if flag.value is not None:
+      params[key] = flag.value * unit
+  return Camera(**params)
+
+
+def _resolved(value, procedural_default, other_default):
+  if value is not None:
+    return value
+  return procedural_default if _DATASET.value == "procedural" else other_default
+
+
+def _check_flags() -> None:
+  if _DATASET.value != "procedural" and not _DATA_PATH.value:
+    raise app.UsageError(f"--dataset={_DATASET.value} needs --data_path")
+  if _DATASET.value == "dfd" and _INPUT.value == "sharp":
+    raise app.UsageError("--dataset=dfd trains on the real f/2.8 (defocused) photos; "
+                         "--input=sharp does not apply to it")
+  crop = _CROP.value
+  if crop is not None and crop % 32:
+    raise app.UsageError(f"--crop_size must be a multiple of 32, got {crop}")
+  if not _LR.value > 0:
+    raise app.UsageError(f"--learning_rate must be positive, got {_LR.value}")
+  if not 0 <= _BETA1.value < 1:
+    raise app.UsageError(f"--beta1 must be in [0, 1), got {_BETA1.value}")
+
+
+def _reader(path: str, split: str):
+  """A d3tf.data reader of --dataset for ``split`` ("train" or "test")."""
+  from d3tf import data  # pylint: disable=g-import-not-at-top
+  name = _DATASET.value
+  if name == "nyu_mat":
+    return data.NyuMatReader(path, split=split, splits_path=_SPLITS_PATH.value)
+  if name == "nyu_png":
+    splits = _SPLITS_PATH.value or os.path.join(path, "splits.mat")
+    return data.NyuPngReader(path, split=split, splits_path=splits)
+  if name == "dfd":
+    return data.DfdReader(path, aperture="N2_8", split=split)
+  if name == "folder":
+    rgb, depth = os.path.join(path, "rgb"), os.path.join(path, "depth")
+    if not (os.path.isdir(rgb) and os.path.isdir(depth)):
+      raise ValueError(f"{path}: --dataset=folder expects rgb/ and depth/ sub-folders")
+    return data.FolderReader(rgb, depth)
+  if name == "tfrecord":
+    return data.TFRecordReader(path)
+  raise ValueError(f"unknown dataset {name!r}")
+
+
+def _source(path: str, split: str):
+  """(tf.data source following the element contract, number of examples or None)."""
+  reader = _reader(path, split)
+  if _DATASET.value == "tfrecord":
+    return reader.as_dataset(), None
+  num = len(reader)
+  if not num:
+    raise ValueError(f"{path}: no {split!r} examples for --dataset={_DATASET.value}")
+  return reader.as_dataset(), num
+
+
+def _datasets(camera, crop: int, steps_per_epoch: int | None, start_step: int):
+  """Training dataset factory, validation dataset (or None) and steps per epoch."""
+  from d3tf.data import AugmentOptions  # pylint: disable=g-import-not-at-top
+  from d3tf.data import make_dataset  # pylint: disable=g-import-not-at-top
+  batch = _BATCH.value
+  render_camera = None if _DATASET.value == "dfd" else camera
+  common = dict(batch_size=batch, crop_size=(crop, crop), camera=render_camera, psf=_PSF.value,
+                render_options={"mode": _RENDER_MODE.value}, seed=_SEED.value,
+                deterministic=True)
+  if _AUGMENT.value == "full":
+    augment = AugmentOptions(flip=_FLIPS.value)
+  else:
+    augment = AugmentOptions(scale_range=(1.0, 1.0), flip=_FLIPS.value,
+                             channel_gain_range=(1.0, 1.0), brightness_range=(1.0, 1.0))
+
+  if _DATASET.value == "procedural":
+    train_source, num_train = "procedural", None
+  else:
+    train_source, num_train = _source(_DATA_PATH.value, "train")
+    logging.info("Training set: %s examples from %s", num_train or "?", _DATA_PATH.value)
+  if steps_per_epoch is None:
+    if num_train is None:
+      if _DATASET.value != "procedural":
+        raise app.UsageError(f"--dataset={_DATASET.value} has no known size: give "
+                             "--steps_per_epoch")
+      steps_per_epoch = 100
+    else:
+      steps_per_epoch = max(1, num_train // batch)
+
+  def train_dataset(step: int):
+    return make_dataset(train_source, augment=augment, start_index=step * batch, **common)
+
+  val = None
+  val_batches = _VAL_STEPS.value
+  if val_batches:
+    val_path = None
+    if _DATASET.value == "procedural":
+      val_source = "procedural"
+    elif _VAL_DATA_PATH.value:
+      val_path = _VAL_DATA_PATH.value
+      val_source = _reader(val_path, "test").as_dataset()
+    elif _DATASET.value in ("nyu_mat", "nyu_png", "dfd"):
+      val_path = _DATA_PATH.value
+      try:
+        val_source, _ = _source(val_path, "test")
+      except (ValueError, OSError) as e:
+        logging.warning("No validation data (%s): the best model is chosen by training loss", e)
+        val_source = None
+    else:
+      logging.warning("--dataset=%s without --val_data_path: no validation; the best model is "
+                      "chosen by training loss", _DATASET.value)
+      val_source = None
+    if val_source is not None:
+      kwargs = dict(common, repeat=False, augment=False, drop_remainder=False)
+      if val_source == "procedural":
+        kwargs.update(split="validation",
+                      procedural_options={"num_scenes": val_batches * batch})
+      val = make_dataset(val_source, **kwargs).take(val_batches).cache()
+      logging.info("Validation: %d batches of %d from %s (fixed, centre crops)", val_batches,
+                   batch, val_path or "the procedural 'validation' split")
+  return train_dataset, val, steps_per_epoch
+
+
+def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: bool) -> None:
+  """flags.txt, command_line.txt, camera.json and d3tf_metadata.json."""
+  flagfile = flags_as_flagfile()
+  flags_path = os.path.join(model_dir, "flags.txt")
+  if resuming and os.path.exists(flags_path):
+    with open(flags_path) as f:
+      old = set(f.read().splitlines())
+    changed = sorted(set(flagfile.splitlines()) ^ old)
+    if changed:
+      logging.warning("Resuming with flags that differ from %s: %s", flags_path, changed)
+  with open(flags_path, "w") as f:
+    f.write(flagfile)
+  with open(os.path.join(model_dir, "command_line.txt"), "a") as f:
+    f.write(" ".join([sys.executable] + sys.argv) + "\n")
+  camera_info = camera.to_dict() if camera is not None else {"input": "sharp"}
+  with open(os.path.join(model_dir, "camera.json"), "w") as f:
+    json.dump(camera_info, f, indent=2)
+  train_data = _DATASET.value if _DATASET.value == "procedural" else (
+      f"{_DATASET.value}:{_DATA_PATH.value}")
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  inference.write_metadata(
+      model_dir, camera=camera, psf=_PSF.value,
+      render_options=({"mode": _RENDER_MODE.value}
+                      if camera is not None and _DATASET.value != "dfd" else None),
+      model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
+      train_data=train_data, extra={"crop_size": crop, "loss": _LOSS.value,
+                                    "real_defocus": _DATASET.value == "dfd"})
+
+
+def _init_from(model, path: str) -> None:
+  """Copies the weights of a trained model (model_dir or .keras) into ``model``."""
+  import keras  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(path):
+    for name in ("model.keras", "best.keras"):
+      if os.path.exists(os.path.join(path, name)):
+        path = os.path.join(path, name)
+        break
+    else:
+      raise ValueError(f"--init_from={path}: neither model.keras nor best.keras in it")
+  if not os.path.exists(path):
+    raise ValueError(f"--init_from={path}: no such file")
+  source = keras.models.load_model(path, compile=False)
+  try:
+    model.set_weights(source.get_weights())
+  except ValueError as e:
+    raise ValueError(f"--init_from={path}: its weights do not fit this --model_size ({e})") from e
+  logging.info("Initialised the weights from %s", path)
+
+
+def _finite_or_none(value):
+  return float(value) if value is not None and abs(float(value)) != float("inf") else None
+
+
+def _progress_verbose() -> int:
+  choice = _VERBOSE.value
+  if choice == "auto":
+    choice = "bar" if sys.stdout.isatty() else "line"
+  return {"bar": 1, "line": 2, "none": 0}[choice]
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  _check_flags()
+  model_dir = _MODEL_DIR.value
+  if model_dir is None:
+    model_dir = os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d_%H%M%S"))
+    flags.FLAGS.model_dir = model_dir  # So flags.txt names it and resumes it.
+  os.makedirs(model_dir, exist_ok=True)
+  model_dir_abs = os.path.abspath(model_dir)
+  logging.info("Outputs go to %s", model_dir_abs)
+
+  import keras  # pylint: disable=g-import-not-at-top
+  from d3tf import losses  # pylint: disable=g-import-not-at-top
+  from d3tf import models  # pylint: disable=g-import-not-at-top
+  from d3tf.training import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
+  from d3tf.training import keras_metrics  # pylint: disable=g-import-not-at-top
+
+  keras.utils.set_random_seed(_SEED.value)
+  camera = camera_from_flags()
+  if camera is not None:
+    logging.info("Camera%s: %s", " of the real photos" if _DATASET.value == "dfd" else "",
+                 camera.to_dict())
+  else:
+    logging.info("Input: all-in-focus images (no defocus)")
+  crop = _resolved(_CROP.value, 128, 256)
+  model_size = _resolved(_MODEL_SIZE.value, "small", "full")
+  overrides = {} if _DROPOUT.value is None else {"dropout_rate": _DROPOUT.value}
+  config = getattr(models.D3NetConfig, model_size)(**overrides)
+  backup_dir = os.path.join(model_dir, "backup")
+  state = callbacks_lib.load_state(backup_dir)
+  _write_run_files(model_dir, camera, config, crop, resuming=state is not None)
+
+  model = models.build_d3net(config, imagenet_weights=_IMAGENET.value)
+  if _INIT_FROM.value and state is None:
+    _init_from(model, _INIT_FROM.value)
+  max_depth = config.max_depth_m
+  model.compile(optimizer=keras.optimizers.Adam(learning_rate=_LR.value, beta_1=_BETA1.value),
+                loss=losses.get_loss(_LOSS.value),
+                metrics=[keras_metrics.MaskedAbsRel(max_depth_m=max_depth),
+                         keras_metrics.MaskedRMS(max_depth_m=max_depth)])
+  logging.info("D3-Net '%s': %d parameters; loss %s; Adam lr %g beta1 %g; crops %dx%d, batch %d",
+               model_size, model.count_params(), _LOSS.value, _LR.value, _BETA1.value, crop, crop,
+               _BATCH.value)
+  start_step, best = 0, None
+  if state is not None:
+    start_step = callbacks_lib.restore(model, state)
+    best = state["extra"].get("best")
+    logging.info("Resuming from step %d (%s)", start_step, state["weights"])
+
+  train_dataset, val, steps_per_epoch = _datasets(camera, crop, _STEPS.value, start_step)
+  epochs = _EPOCHS.value
+  total = epochs * steps_per_epoch
+  final_path = os.path.join(model_dir, "model.keras")
+  if start_step >= total:
+    logging.info("Already trained for %d steps (planned %d): nothing to do.", start_step, total)
+    if not os.path.exists(final_path):
+      model.save(final_path)
+    logging.info("Outputs are in %s", model_dir_abs)
+    return
+
+  monitor = _MONITOR if val is not None else "loss"
+  best_cb = keras.callbacks.ModelCheckpoint(
+      os.path.join(model_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True,
+      initial_value_threshold=best, verbose=0)
+  image_batch = None
+  if val is not None and _NUM_IMAGES.value:
+    for inputs, depth in val.take(1):
+      image_batch = (inputs[:_NUM_IMAGES.value], depth[:_NUM_IMAGES.value].numpy())
+  callbacks = [
+      best_cb,
+      callbacks_lib.ProgressLogger(total, _BATCH.value, _LOG_EVERY.value),
+      callbacks_lib.TensorBoardLogger(os.path.join(model_dir, "tensorboard"), image_batch,
+                                      _LOG_EVERY.value, max_depth_m=max_depth),
+      keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
+      keras.callbacks.TerminateOnNaN(),
+      # Last: a state saved at an epoch end includes the other callbacks' work on it.
+      callbacks_lib.StepCheckpoint(
+          backup_dir, _SAVE_EVERY.value, steps_per_epoch,
+          extra_state=lambda: {"best": _finite_or_none(best_cb.best), "monitor": monitor}),
+  ]
+  logging.info("Training %d epochs of %d steps (%d examples each), from step %d of %d; "
+               "validation on %s; the state is saved every %d steps to %s", epochs,
+               steps_per_epoch, steps_per_epoch * _BATCH.value, start_step, total,
+               "a fixed set" if val is not None else "nothing (best by training loss)",
+               _SAVE_EVERY.value, backup_dir)
+  epoch, done_in_epoch = divmod(start_step, steps_per_epoch)
+  verbose = _progress_verbose()
+  if done_in_epoch:  # Finish the interrupted epoch first, with its remaining steps.
+    model.fit(train_dataset(start_step), initial_epoch=epoch, epochs=epoch + 1,
+              steps_per_epoch=steps_per_epoch - done_in_epoch, validation_data=val,
+              callbacks=callbacks, verbose=verbose, shuffle=False)
+    epoch += 1
+  if epoch < epochs and not model.stop_training:
+    model.fit(train_dataset(epoch * steps_per_epoch), initial_epoch=epoch, epochs=epochs,
+              steps_per_epoch=steps_per_epoch, validation_data=val, callbacks=callbacks,
+              verbose=verbose, shuffle=False)
+  model.save(final_path)
+  logging.info("Done: %d steps. Final model %s; best (%s %s) %s; TensorBoard: tensorboard "
+               "--logdir %s", int(model.optimizer.iterations.numpy()), final_path, monitor,
+               best_cb.best, os.path.join(model_dir, "best.keras"),
+               os.path.join(model_dir_abs, "tensorboard"))
+  logging.info("Outputs are in %s", model_dir_abs)
+
+
+if __name__ == "__main__":
+  app.run(main)

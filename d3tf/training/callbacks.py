@@ -1,0 +1,282 @@
+"""Keras callbacks of ``python -m d3tf.train``.
+
+* :class:`StepCheckpoint`: saves model weights, optimizer state and the step
+  counter every N steps and at every epoch end, atomically, and restores them
+  so that a killed run resumes **mid-epoch** (Keras 3.15's
+  ``BackupAndRestore`` records the batch but, on restore, restarts the
+  interrupted epoch from its first step, repeating those steps).
+* :class:`ProgressLogger`: absl log lines with loss, examples/s and ETA.
+* :class:`TensorBoardLogger`: scalars and validation images (input, ground
+  truth, prediction, absolute error), written with TensorFlow alone.
+
+The global step is always ``model.optimizer.iterations`` (saved with the
+optimizer), so every log and checkpoint agrees on it across restarts.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+from typing import Any, Callable, Mapping
+
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from d3tf.training import summaries
+
+STATE_FILE = "state.json"
+_WEIGHTS_PATTERN = "ckpt-{step:09d}.weights.h5"
+
+
+def _global_step(model: keras.Model) -> int:
+  return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def load_state(backup_dir: str) -> dict[str, Any] | None:
+  """The last saved training state in ``backup_dir``, or None if there is none.
+
+  Returns:
+    ``{"global_step": int, "weights": absolute path of the weights file,
+    "extra": dict}``.
+
+  Raises:
+    ValueError: the state file is corrupt or names a missing weights file.
+  """
+  path = os.path.join(backup_dir, STATE_FILE)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      state = json.load(f)
+    weights = os.path.join(backup_dir, state["weights"])
+    step = int(state["global_step"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"{path}: unreadable training state ({e}); delete {backup_dir} to start "
+                     "from scratch") from e
+  if not os.path.exists(weights):
+    raise ValueError(f"{path} names the weights file {weights}, which is missing; delete "
+                     f"{backup_dir} to start from scratch")
+  return {"global_step": step, "weights": weights, "extra": state.get("extra", {})}
+
+
+def restore(model: keras.Model, state: Mapping[str, Any]) -> int:
+  """Loads the weights and optimizer state of ``state`` into a compiled, built model.
+
+  Returns:
+    The restored global step (the optimizer's iteration count).
+  """
+  if not model.optimizer.built:
+    model.optimizer.build(model.trainable_variables)
+  model.load_weights(state["weights"])
+  step = _global_step(model)
+  if step != state["global_step"]:
+    raise ValueError(f"{state['weights']}: restored optimizer step {step} differs from the "
+                     f"state file's {state['global_step']}")
+  return step
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+  """Saves the full training state every ``save_every_steps`` steps and at epoch ends.
+
+  Each save writes ``ckpt-<step>.weights.h5`` (model weights, optimizer
+  variables including the step counter, metric variables), then replaces
+  ``state.json`` atomically, then deletes older weight files: a kill at any
+  moment leaves a consistent state.
+
+  Put it last in the callback list, so that a state saved at an epoch end
+  comes after every other callback has finished that epoch (validation, best
+  model, CSV row); a step that ends an epoch is saved only then.
+
+  Args:
+    backup_dir: Folder of the checkpoints (created).
+    save_every_steps: Steps between saves (0: only at epoch ends).
+    steps_per_epoch: Steps of a full epoch (global steps that are multiples
+      of it end an epoch).
+    extra_state: Optional function returning JSON-serialisable values stored
+      with each checkpoint (e.g. the best validation value so far).
+  """
+
+  def __init__(self, backup_dir: str, save_every_steps: int, steps_per_epoch: int,
+               extra_state: Callable[[], Mapping[str, Any]] | None = None):
+    super().__init__()
+    if save_every_steps < 0:
+      raise ValueError(f"save_every_steps must be >= 0, got {save_every_steps!r}")
+    if steps_per_epoch < 1:
+      raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch!r}")
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.backup_dir = backup_dir
+    self.save_every_steps = int(save_every_steps)
+    self.extra_state = extra_state
+    self._last_saved = None
+
+  def save(self) -> int:
+    """Saves now; returns the global step saved."""
+    step = _global_step(self.model)
+    if step == self._last_saved:
+      return step
+    os.makedirs(self.backup_dir, exist_ok=True)
+    name = _WEIGHTS_PATTERN.format(step=step)
+    self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+    state = {"global_step": step, "weights": name, "saved_at": time.time(),
+             "extra": dict(self.extra_state()) if self.extra_state else {}}
+    tmp = os.path.join(self.backup_dir, STATE_FILE + ".tmp")
+    with open(tmp, "w") as f:
+      json.dump(state, f, indent=2)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(self.backup_dir, STATE_FILE))
+    for old in glob.glob(os.path.join(self.backup_dir, "ckpt-*.weights.h5")):
+      if os.path.basename(old) != name:
+        os.remove(old)
+    self._last_saved = step
+    logging.debug("Saved training state at step %d to %s", step, self.backup_dir)
+    return step
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = _global_step(self.model)
+    if (self.save_every_steps and step % self.save_every_steps == 0 and
+        step % self.steps_per_epoch):
+      self.save()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._last_saved = None  # Save again: the best value may have changed.
+    self.save()
+
+  def on_train_end(self, logs=None):
+    self.save()
+
+
+def _format_duration(seconds: float) -> str:
+  seconds = int(round(max(seconds, 0.0)))
+  hours, rest = divmod(seconds, 3600)
+  minutes, seconds = divmod(rest, 60)
+  return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def _format_logs(logs: Mapping[str, Any] | None) -> str:
+  return ", ".join(f"{k} {float(v):.4g}" for k, v in sorted((logs or {}).items())
+                   if np.ndim(v) == 0)
+
+
+class ProgressLogger(keras.callbacks.Callback):
+  """Logs loss, throughput (examples/s) and ETA every N steps and at each epoch end.
+
+  Args:
+    total_steps: Steps of the whole run (all epochs).
+    batch_size: Examples per step.
+    log_every_steps: Steps between log lines (0: epoch ends only).
+  """
+
+  def __init__(self, total_steps: int, batch_size: int, log_every_steps: int):
+    super().__init__()
+    self.total_steps = int(total_steps)
+    self.batch_size = int(batch_size)
+    self.log_every_steps = int(log_every_steps)
+    self._t0 = None
+    self._step0 = 0
+    self._window = None
+
+  def _rate(self, step: int) -> float:
+    elapsed = time.perf_counter() - self._t0
+    return (step - self._step0) / elapsed if elapsed > 0 and step > self._step0 else 0.0
+
+  def _line(self, step: int) -> str:
+    rate = self._rate(step)
+    eta = (self.total_steps - step) / rate if rate > 0 else float("nan")
+    return (f"step {step}/{self.total_steps}, {rate * self.batch_size:.1f} examples/s "
+            f"({rate:.2f} steps/s), ETA {_format_duration(eta) if np.isfinite(eta) else '?'}")
+
+  def on_train_begin(self, logs=None):
+    # Timing starts at the first finished step, so graph tracing is not counted.
+    self._t0 = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = _global_step(self.model)
+    if self._t0 is None:
+      self._t0, self._step0 = time.perf_counter(), step
+      return
+    if self.log_every_steps and step % self.log_every_steps == 0:
+      logging.info("%s; %s", self._line(step), _format_logs(logs))
+
+  def on_epoch_end(self, epoch, logs=None):
+    step = _global_step(self.model)
+    logging.info("Epoch %d done: %s; %s", epoch + 1, self._line(step) if self._t0 else
+                 f"step {step}/{self.total_steps}", _format_logs(logs))
+
+
+class TensorBoardLogger(keras.callbacks.Callback):
+  """Writes TensorBoard scalars and validation images under ``log_dir``.
+
+  ``log_dir/train``: ``batch_loss`` every N steps, ``epoch_<metric>`` and the
+  learning rate at each epoch end; ``log_dir/validation``: ``epoch_<metric>``
+  of the validation pass, and images of a fixed validation batch: ``input``,
+  ``ground_truth`` and ``prediction`` (colour-mapped depth, 0 to
+  ``max_depth_m``) and ``abs_error`` (0 to ``max_error_m``). The x axis is the
+  global step.
+
+  Args:
+    log_dir: Folder of the event files.
+    image_batch: ``(inputs [N, H, W, 3] in [0, 1], depth [N, H, W, 1])`` to
+      draw at each epoch end, or None for no images.
+    log_every_steps: Steps between batch scalars (0: none).
+    max_depth_m: Top of the depth colour scale.
+    max_error_m: Top of the error colour scale.
+  """
+
+  def __init__(self, log_dir: str, image_batch=None, log_every_steps: int = 50,
+               max_depth_m: float = 10.0, max_error_m: float = 2.0):
+    super().__init__()
+    self.log_dir = log_dir
+    self.image_batch = image_batch
+    self.log_every_steps = int(log_every_steps)
+    self.max_depth_m = float(max_depth_m)
+    self.max_error_m = float(max_error_m)
+    self._writers = None
+
+  def _writer(self, name: str):
+    if self._writers is None:
+      self._writers = {k: tf.summary.create_file_writer(os.path.join(self.log_dir, k))
+                       for k in ("train", "validation")}
+    return self._writers[name]
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = _global_step(self.model)
+    if self.log_every_steps and step % self.log_every_steps == 0 and logs and "loss" in logs:
+      with self._writer("train").as_default():
+        summaries.write_scalar("batch_loss", logs["loss"], step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    step = _global_step(self.model)
+    logs = dict(logs or {})
+    with self._writer("train").as_default():
+      for key, value in logs.items():
+        if not key.startswith("val_") and np.ndim(value) == 0:
+          summaries.write_scalar(f"epoch_{key}", value, step)
+      summaries.write_scalar("epoch", epoch + 1, step)
+    with self._writer("validation").as_default():
+      for key, value in logs.items():
+        if key.startswith("val_") and np.ndim(value) == 0:
+          summaries.write_scalar(f"epoch_{key[4:]}", value, step)
+      if self.image_batch is not None:
+        self._write_images(step)
+    for writer in self._writers.values():
+      writer.flush()
+
+  def _write_images(self, step: int) -> None:
+    inputs, depth = self.image_batch
+    pred = keras.ops.convert_to_numpy(self.model(inputs, training=False))
+    depth = np.asarray(depth)
+    error = np.where(depth > 0, np.abs(pred - depth), np.nan)
+    summaries.write_images("input", np.asarray(inputs), step)
+    summaries.write_images("ground_truth", summaries.colorize(depth, 0.0, self.max_depth_m), step)
+    summaries.write_images("prediction", summaries.colorize(pred, 0.0, self.max_depth_m), step)
+    summaries.write_images("abs_error", summaries.colorize(error, 0.0, self.max_error_m,
+                                                           cmap="inferno"), step)
+
+  def on_train_end(self, logs=None):
+    for writer in (self._writers or {}).values():
+      writer.flush()
