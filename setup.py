@@ -1,8 +1,8 @@
 """Packaging for d3tf: setuptools only, no Bazel BUILD files.
 
 The dependency ranges are the set verified together in shared/DESIGN.md
-section 5 (TensorFlow 2.21 with Keras 3). tensorflow-addons is deliberately
-absent: it cannot be imported with TF >= 2.16.
+section 5 (TensorFlow 2.21 with Keras 3). TF Addons is deliberately absent:
+it reached end of life and cannot be imported with TF >= 2.16.
 """
 
 import pathlib

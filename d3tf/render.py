@@ -67,12 +67,7 @@ def camera_from_flags():
   """The Camera named by --camera, with any explicit parameter overriding it."""
   from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
   camera = Camera.nyu() if _CAMERA.value == "nyu" else Camera.dslr_d200_35mm()
-  params = camera.to_dict()
-  for flag, key, unit in ((_FOCAL, "focal_length_m", 1e-3), (_F_NUMBER, "f_number", 1.0),
-                          (_PITCH, "pixel_pitch_m", 1e-6), (_FOCUS, "focus_distance_m", 1.0)):
-    if flag.value is not None:
-      params[key] = flag.value * unit
-  return Camera(**params)
+  return camera.with_parameters(_FOCAL.value, _F_NUMBER.value, _PITCH.value, _FOCUS.value)
 
 
 def _load_inputs():

@@ -157,12 +157,7 @@ def camera_from_flags():
     return None
   else:
     camera = Camera.nyu() if _CAMERA.value == "nyu" else Camera.dslr_d200_35mm()
-  params = camera.to_dict()
-  for flag, key, unit in ((_FOCAL, "focal_length_m", 1e-3), (_F_NUMBER, "f_number", 1.0),
-                          (_PITCH, "pixel_pitch_m", 1e-6), (_FOCUS, "focus_distance_m", 1.0)):
-    if flag.value is not None:
-      params[key] = flag.value * unit
-  return Camera(**params)
+  return camera.with_parameters(_FOCAL.value, _F_NUMBER.value, _PITCH.value, _FOCUS.value)
 
 
 def _resolved(value, procedural_default, other_default):

@@ -92,3 +92,13 @@ def test_disk_kernel_is_antialiased_and_grows_smoothly():
 def test_unknown_psf_is_rejected():
   with pytest.raises(ValueError, match="'box'"):
     psf.check_psf("box")
+
+
+def test_with_parameters_takes_the_units_people_quote():
+  camera = Camera.nyu().with_parameters(focal_length_mm=50, pixel_pitch_um=4.3,
+                                        focus_distance_m=1.2)
+  expected = dict(focal_length_m=0.05, f_number=2.8, pixel_pitch_m=4.3e-6, focus_distance_m=1.2)
+  assert camera.to_dict() == pytest.approx(expected, rel=1e-12)
+  assert Camera.nyu().with_parameters() == Camera.nyu()
+  with pytest.raises(ValueError, match="f_number"):
+    Camera.nyu().with_parameters(f_number=0)

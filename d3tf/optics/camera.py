@@ -126,6 +126,29 @@ class Camera:
     with np.errstate(divide="ignore"):
       return np.where(inverse_depth > 0, 1.0 / np.maximum(inverse_depth, 1e-300), np.inf)
 
+  def with_parameters(self, focal_length_mm: float | None = None, f_number: float | None = None,
+                      pixel_pitch_um: float | None = None,
+                      focus_distance_m: float | None = None) -> "Camera":
+    """A copy with some parameters replaced, given in the units people quote them.
+
+    Args:
+      focal_length_mm: New focal length in millimetres, or None to keep it.
+      f_number: New f-number, or None.
+      pixel_pitch_um: New pixel pitch in micrometres, or None.
+      focus_distance_m: New focus distance in metres, or None.
+
+    Returns:
+      The new (validated) camera.
+    """
+    params = self.to_dict()
+    for key, value, unit in (("focal_length_m", focal_length_mm, 1e-3),
+                             ("f_number", f_number, 1.0),
+                             ("pixel_pitch_m", pixel_pitch_um, 1e-6),
+                             ("focus_distance_m", focus_distance_m, 1.0)):
+      if value is not None:
+        params[key] = value * unit
+    return Camera(**params)
+
   def to_dict(self) -> dict[str, float]:
     """The four parameters as a JSON-ready dictionary (saved with runs and exports)."""
     return dataclasses.asdict(self)
