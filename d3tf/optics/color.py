@@ -1,6 +1,7 @@
 """sRGB transfer function, so that blur can be computed in linear light.
 
-Both functions take a ``tf.Tensor`` or a NumPy array and return the same kind,
+Both functions take a ``tf.Tensor`` or NumPy data (arrays, scalars, numbers) and
+return the same kind,
 so the TensorFlow renderer and its NumPy reference share one definition.
 """
 
@@ -11,8 +12,10 @@ import tensorflow as tf
 
 
 def _ops(x):
-  return (np.clip, np.where, np.power) if isinstance(x, np.ndarray) else (
-      tf.clip_by_value, tf.where, tf.pow)
+  """NumPy's functions for arrays, NumPy scalars and numbers; TF's for tensors."""
+  if isinstance(x, (np.ndarray, np.generic, float, int)):
+    return np.clip, np.where, np.power
+  return tf.clip_by_value, tf.where, tf.pow
 
 
 def srgb_to_linear(images):
