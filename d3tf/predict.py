@@ -132,10 +132,9 @@ def stated_camera(model_camera):
       raise app.UsageError(f"The model has no camera to start from: give --camera, or all "
                            f"four camera parameters (missing {sorted(missing)})")
     base = None
-  params = base.to_dict() if base is not None else {}
-  for flag, key, unit in overrides:
-    params[key] = flag.value * unit
-  return Camera(**params)
+  if base is not None:
+    return base.with_parameters(_FOCAL.value, _F_NUMBER.value, _PITCH.value, _FOCUS.value)
+  return Camera(**{key: flag.value * unit for flag, key, unit in overrides})
 
 
 def camera_differences(model_camera, user_camera) -> list[str]:
