@@ -43,7 +43,8 @@ class MCDropout(MonteCarloLayer, keras.layers.Dropout):
   other layer stay in inference mode.
 
   :attr:`mc_enabled` is read when the call is traced. Switch it with
-  :func:`set_mc_dropout`, which also drops the model's cached
+  :func:`set_mc_dropout` (or :func:`set_mc_sampling`, which also switches
+  variational layers); both also drop the model's cached
   ``predict_function``; a ``tf.function`` of one's own must be retraced.
   The switch is a run-time setting: it is not saved with the model.
   """
