@@ -98,6 +98,16 @@ def test_layers_serialise_and_check_arguments():
     variational.variational_conv_class("bayes")
 
 
+def test_log_scale_layer_bounds_the_scale_and_serialises():
+  layer = models.LogScale(min_scale=0.01, name="s")
+  z = np.array([-100.0, 0.0, 100.0], np.float32)
+  np.testing.assert_allclose(np.exp(layer(z).numpy()), [0.01, math.log(2.0) + 0.01, 100.01],
+                             rtol=1e-5)
+  assert models.LogScale.from_config(layer.get_config()).min_scale == 0.01
+  with pytest.raises(ValueError, match="min_scale.*0"):
+    models.LogScale(min_scale=0)
+
+
 def test_config_fields_validate_and_round_trip():
   config = D3NetConfig.tiny(variational_blocks=[4, 5], num_train_examples=50,
                             variational_type="reparameterization", aleatoric="laplace")
@@ -219,6 +229,14 @@ def test_fit_tracks_data_loss_and_kl_separately():
   assert history["kl"][0] == pytest.approx(history["val_kl"][-1] / 8, rel=0.05)
   assert history["val_kl"][0] == pytest.approx(history["val_kl"][-1] / 4, rel=0.05)
   assert anneal.weight == 1.0
+  # Variational without an aleatoric head: the compiled loss is the data loss.
+  config = D3NetConfig.tiny(variational_blocks=(4,), num_train_examples=16)
+  model = models.build_d3net(config)
+  model.compile(optimizer="adam", loss=losses.l1_loss)
+  history = model.fit(x, y, batch_size=4, epochs=1, verbose=0).history
+  assert set(history) == {"loss", "data_loss", "kl"}
+  assert history["loss"][0] == pytest.approx(history["data_loss"][0] + history["kl"][0],
+                                             rel=1e-5)
   # A plain D3Net logs no extra terms.
   plain = models.build_d3net(D3NetConfig.tiny())
   plain.compile(optimizer="adam", loss=losses.l1_loss)
