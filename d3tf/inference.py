@@ -19,12 +19,26 @@ Typical use::
   predictor = load_predictor("runs/nyu_focus2m")       # or ".../best.keras"
   out = predictor.predict(images)                       # uint8 [B, H, W, 3]
   out["depth"]                                          # float32 [B, H, W] metres
-  out = predictor.predict(images, samples=20)           # + out["depth_std"]
+  out = predictor.predict(images, samples=20)           # + out["depth_std"], ...
 
 :meth:`Predictor.predict` takes images of any size: it pads them (reflect)
 to a multiple of 32, predicts, and crops back. With ``samples > 1`` it turns
-Monte-Carlo dropout on and draws the samples in batched forward passes (each
-image repeated ``samples`` times, chunked to ``max_batch_pixels``).
+Monte-Carlo sampling on (MC dropout and variational layers) and draws the
+samples in batched forward passes (each image repeated ``samples`` times,
+chunked to ``max_batch_pixels``; for a model with reparameterisation layers,
+which share one weight sample per pass, each pass holds every image at most
+once).
+
+**Uncertainty.** A model may have MC dropout and/or variational layers
+(epistemic uncertainty, needs ``samples > 1``) and/or an aleatoric head
+predicting a per-pixel log-scale (``D3NetConfig.aleatoric``: "gaussian" or
+"laplace"). The result then has, besides ``"depth"`` (the mean of the
+samples), ``"epistemic_std"`` (the standard deviation of the samples' depth),
+``"aleatoric_std"`` (``sqrt`` of the mean over samples of the predicted
+variance: ``exp(2 s)`` for a Gaussian, ``2 exp(2 s)`` for a Laplace) and
+``"depth_std"``, the total ``sqrt(epistemic^2 + aleatoric^2)``; keys that do
+not apply are absent. What the model has is read from the model itself (a
+:class:`d3tf.models.D3Net`), else from the metadata's ``model_config``.
 
 The images given to :meth:`Predictor.predict` must already look like the
 model's training input: photographs from the metadata's camera for a
@@ -317,13 +331,13 @@ def pad_to_multiple(images: np.ndarray, multiple: int = SIZE_MULTIPLE
 
 # -------------------------------------------------------------- predictor
 class Predictor:
-  """Predicts depth (and MC-dropout uncertainty) with a trained model.
+  """Predicts depth (and its uncertainty) with a trained model.
 
   Args:
     model: A Keras model mapping float32 images ``[N, H, W, 3]`` in [0, 1]
-      (H, W multiples of 32) to depth ``[N, H, W, 1]`` in metres (a
-      ``{"depth": ...}`` dict or a list whose first item is depth are
-      accepted too).
+      (H, W multiples of 32) to depth ``[N, H, W, 1]`` in metres, or to a
+      dict with ``"depth"`` (and, for an aleatoric head, ``"log_scale"``); a
+      list whose first item is depth is accepted too.
     metadata: The model's metadata (see the module docstring), or None.
     path: Where the model came from (for messages).
     max_batch_pixels: Pixel budget of one forward pass (images x padded
@@ -336,85 +350,141 @@ class Predictor:
     camera: The training camera (:class:`d3tf.optics.Camera`), or None for
       an all-in-focus model.
     input_kind: ``"defocus"`` or ``"sharp"``.
+    aleatoric: ``"none"``, ``"gaussian"`` or ``"laplace"``: the likelihood
+      of the model's log-scale head.
+    num_mc_layers: MC dropout and variational layers (0: ``samples > 1``
+      is refused).
   """
 
   def __init__(self, model, metadata: Mapping[str, Any] | None = None, *,
                path: str | None = None, max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS):
     if int(max_batch_pixels) < 1:
       raise ValueError(f"max_batch_pixels must be >= 1, got {max_batch_pixels!r}")
+    from d3tf.models import set_mc_sampling  # pylint: disable=g-import-not-at-top
+    from d3tf.models import variational_layers  # pylint: disable=g-import-not-at-top
     self.model = model
     self.metadata = dict(metadata) if metadata is not None else None
     self.path = path
     self.max_batch_pixels = int(max_batch_pixels)
     self.camera = camera_from_metadata(self.metadata)
     self.input_kind = (self.metadata or {}).get("input") or "sharp"
+    self.aleatoric = self._aleatoric_kind()
+    self.num_mc_layers = set_mc_sampling(model, False)
+    self._shared_samples = any(layer.shares_sample_in_batch
+                               for layer in variational_layers(model))
     self._forward_fns: dict[bool, Callable] = {}
 
   def __repr__(self) -> str:
     return f"Predictor({self.path or getattr(self.model, 'name', 'model')!r}: " \
            f"{describe_metadata(self.metadata)})"
 
+  def _aleatoric_kind(self) -> str:
+    config = getattr(self.model, "d3net_config", None)
+    kind = getattr(config, "aleatoric", None)
+    if kind is None:
+      kind = ((self.metadata or {}).get("model_config") or {}).get("aleatoric") or "none"
+    if kind not in ("none", "gaussian", "laplace"):
+      raise ValueError(f"model {self.path or ''}: unknown aleatoric likelihood {kind!r} (expected "
+                       "'none', 'gaussian' or 'laplace')")
+    return kind
+
+  @property
+  def is_bayesian(self) -> bool:
+    """True if the model can give an uncertainty (MC layers or an aleatoric head)."""
+    return self.num_mc_layers > 0 or self.aleatoric != "none"
+
   def _forward(self, mc: bool) -> Callable:
-    """A tf.function of the model, traced with MC dropout off or on (one per state)."""
+    """A tf.function of the model, traced with MC sampling off or on (one per state).
+
+    It returns ``(depth, log_scale or None)``.
+    """
     if mc not in self._forward_fns:
       import tensorflow as tf  # pylint: disable=g-import-not-at-top
-      model = self.model
+      model, aleatoric = self.model, self.aleatoric != "none"
 
       def forward(x):
         out = model(x, training=False)
+        log_scale = None
         if isinstance(out, Mapping):
+          log_scale = out.get("log_scale") if aleatoric else None
           out = out["depth"]
         elif isinstance(out, (list, tuple)):
           out = out[0]
-        return out
+        return out, log_scale
 
       self._forward_fns[mc] = tf.function(forward, reduce_retracing=True)
     return self._forward_fns[mc]
 
   def _set_mc(self, enabled: bool) -> int:
-    from d3tf.models import set_mc_dropout  # pylint: disable=g-import-not-at-top
-    return set_mc_dropout(self.model, enabled)
+    from d3tf.models import set_mc_sampling  # pylint: disable=g-import-not-at-top
+    return set_mc_sampling(self.model, enabled)
 
-  def _run(self, padded: np.ndarray, samples: int, mc: bool) -> np.ndarray:
-    """Depth ``[B, samples, Hp, Wp]`` for padded images, in chunks of the pixel budget."""
+  def _passes(self, batch: int, samples: int, chunk: int) -> list[np.ndarray]:
+    """Row indices (``image * samples + sample``) of each forward pass."""
+    if samples > 1 and self._shared_samples:
+      # One weight sample per pass: never two samples of one image in a pass.
+      chunk = min(chunk, batch)
+      return [np.arange(start, min(start + chunk, batch)) * samples + t
+              for t in range(samples) for start in range(0, batch, chunk)]
+    total = batch * samples
+    return [np.arange(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+
+  def _run(self, padded: np.ndarray, samples: int, mc: bool
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Depth and log-scale (or None) ``[B, samples, Hp, Wp]``, in chunks of the pixel budget."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     batch, height, width = padded.shape[:3]
     chunk = max(1, self.max_batch_pixels // (height * width))
-    total = batch * samples
     forward = self._forward(mc)
-    out = np.empty((total, height, width), np.float32)
-    for start in range(0, total, chunk):
-      rows = np.arange(start, min(start + chunk, total)) // samples  # image-major order.
-      depth = forward(tf.constant(padded[rows])).numpy()
-      if depth.ndim == 4:
-        depth = depth[..., 0]
-      if depth.shape != (rows.size, height, width):
-        raise ValueError(f"model {self.path or ''} returned shape {depth.shape} for input "
-                         f"{(rows.size, height, width, 3)}; expected [N, H, W, 1] depth")
-      out[start:start + rows.size] = depth
-    return out.reshape(batch, samples, height, width)
+    total = batch * samples
+    depth_out = np.empty((total, height, width), np.float32)
+    scale_out = np.empty((total, height, width), np.float32) if self.aleatoric != "none" else None
+    for rows in self._passes(batch, samples, chunk):
+      depth, log_scale = forward(tf.constant(padded[rows // samples]))  # image of each row.
+      for name, values, out in (("depth", depth, depth_out), ("log_scale", log_scale, scale_out)):
+        if out is None:
+          continue
+        if values is None:
+          raise ValueError(f"model {self.path or ''} returned no {name!r}; expected a dict with "
+                           "'depth' and 'log_scale' from an aleatoric model")
+        values = values.numpy()
+        if values.ndim == 4:
+          values = values[..., 0]
+        if values.shape != (rows.size, height, width):
+          raise ValueError(f"model {self.path or ''} returned {name} of shape {values.shape} "
+                           f"for input {(rows.size, height, width, 3)}; expected [N, H, W, 1]")
+        out[rows] = values
+    shape = (batch, samples, height, width)
+    return depth_out.reshape(shape), None if scale_out is None else scale_out.reshape(shape)
 
   def predict(self, images, samples: int = 1) -> dict[str, np.ndarray]:
-    """Predicts depth in metres at the images' own size.
+    """Predicts depth in metres, and its uncertainty, at the images' own size.
 
     Args:
       images: ``uint8`` (0-255) or float (0-1) RGB, ``[B, H, W, 3]`` or one
         ``[H, W, 3]`` image, any H and W (reflect-padded to a multiple of 32
         and cropped back).
-      samples: Number of Monte-Carlo dropout samples T. 1: a single
-        deterministic pass (dropout off). T > 1: dropout on, the T samples of
-        every image drawn in batched passes; the result is their mean and
-        standard deviation.
+      samples: Number of Monte-Carlo samples T. 1: a single deterministic
+        pass (dropout off, variational layers at their posterior mean).
+        T > 1: MC dropout and variational weight sampling on, the T samples
+        of every image drawn in batched passes (about 20 give a usable
+        uncertainty map).
 
     Returns:
-      ``{"depth": float32 [B, H, W] metres}``, plus ``"depth_std": float32
-      [B, H, W]`` (the samples' standard deviation, the model's epistemic
-      uncertainty) when ``samples > 1``. Always batched, also for a single
-      input image.
+      float32 ``[B, H, W]`` arrays (always batched, also for one image):
+
+      * ``"depth"``: metres (the mean of the T samples);
+      * ``"epistemic_std"`` (T > 1): standard deviation of the samples' depth;
+      * ``"aleatoric_std"`` (aleatoric head): ``sqrt`` of the mean over the
+        samples of the predicted variance (Gaussian ``exp(2 s)``, Laplace
+        ``2 exp(2 s)``);
+      * ``"depth_std"`` (either of the above): the total standard deviation
+        ``sqrt(epistemic_std^2 + aleatoric_std^2)``.
 
     Raises:
       ValueError: bad images (shape, dtype, range), ``samples < 1``, or
-        ``samples > 1`` with a model without MC-dropout layers.
+        ``samples > 1`` with a model without MC-dropout or variational
+        layers.
     """
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
       raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
@@ -423,24 +493,35 @@ class Predictor:
     height, width = x.shape[1:3]
     padded, (top, _, left, _) = pad_to_multiple(x)
     if samples == 1:
-      draws = self._run(padded, 1, mc=False)
+      draws, log_scales = self._run(padded, 1, mc=False)
     else:
       if self._set_mc(True) == 0:
         self._set_mc(False)
-        raise ValueError(f"samples={samples} needs Monte-Carlo dropout, but model "
+        raise ValueError(f"samples={samples} needs Monte-Carlo sampling, but model "
                          f"{self.path or getattr(self.model, 'name', '')!r} has no MCDropout "
-                         "layer")
+                         "or variational layer")
       try:
-        draws = self._run(padded, samples, mc=True)
+        draws, log_scales = self._run(padded, samples, mc=True)
       finally:
         self._set_mc(False)
-    draws = draws[:, :, top:top + height, left:left + width]
+    crop = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
+    draws = draws[crop]
     if not np.all(np.isfinite(draws)):
       logging.warning("Model %s predicted %d non-finite depth values", self.path or "",
                       int(np.count_nonzero(~np.isfinite(draws))))
     result = {"depth": draws.mean(axis=1).astype(np.float32)}
+    variance = None
     if samples > 1:
-      result["depth_std"] = draws.std(axis=1).astype(np.float32)
+      epistemic = draws.std(axis=1)
+      result["epistemic_std"] = epistemic.astype(np.float32)
+      variance = np.square(epistemic.astype(np.float64))
+    if log_scales is not None:
+      factor = 2.0 if self.aleatoric == "laplace" else 1.0
+      aleatoric_var = (factor * np.exp(2.0 * log_scales[crop].astype(np.float64))).mean(axis=1)
+      result["aleatoric_std"] = np.sqrt(aleatoric_var).astype(np.float32)
+      variance = aleatoric_var if variance is None else variance + aleatoric_var
+    if variance is not None:
+      result["depth_std"] = np.sqrt(variance).astype(np.float32)
     return result
 
 

@@ -29,18 +29,35 @@ be saved and reloaded.
   It penalises wrong depth edges and surface slopes that L1 alone tolerates.
 
 Use :func:`get_loss` to pick one by name (``--loss`` of ``d3tf.train``).
+
+Negative log-likelihoods, for a model with an aleatoric head that predicts a
+per-pixel log-scale ``s`` besides the depth ``mu`` (metres), averaged over
+the valid pixels like the losses above:
+
+* ``gaussian_nll_loss``: ``s + 0.5 * ((y - mu) / exp(s))^2 + 0.5 * ln(2 pi)``
+  (``exp(s)`` the standard deviation); the aleatoric analogue of L2;
+* ``laplace_nll_loss``: ``s + |y - mu| / exp(s) + ln 2`` (``exp(s)`` the
+  Laplace scale ``b``, variance ``2 b^2``); the analogue of the paper's L1.
+
+Their ``y_pred`` is the model's output dict ``{"depth": mu, "log_scale":
+s}`` (or a ``[..., 2]`` tensor, depth then log-scale; or pass ``log_scale=``
+explicitly). Pick one with :func:`get_nll_loss`.
+
 This module is a leaf: it imports nothing else of d3tf.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Mapping
 
 import keras
 import tensorflow as tf
 
 #: Names accepted by :func:`get_loss`.
 LOSS_NAMES = ("l1", "berhu", "silog", "gradient")
+#: Names accepted by :func:`get_nll_loss` (the aleatoric likelihoods).
+NLL_NAMES = ("gaussian", "laplace")
 BERHU_FRACTION = 0.2
 SILOG_LAMBDA = 0.85
 GRADIENT_SCALES = 4
@@ -206,6 +223,98 @@ _LOSSES: dict[str, Callable[..., tf.Tensor]] = {
     "silog": silog_loss,
     "gradient": gradient_loss,
 }
+
+
+def _split_prediction(y_pred, log_scale) -> tuple[tf.Tensor, tf.Tensor]:
+  """``(depth, log_scale)`` from a dict, a ``[..., 2]`` tensor, or depth plus ``log_scale``."""
+  if log_scale is not None:
+    return y_pred, log_scale
+  if isinstance(y_pred, Mapping):
+    missing = {"depth", "log_scale"} - set(y_pred)
+    if missing:
+      raise ValueError(f"y_pred dict needs 'depth' and 'log_scale', missing {sorted(missing)} "
+                       f"(got keys {sorted(y_pred)})")
+    return y_pred["depth"], y_pred["log_scale"]
+  y_pred = tf.convert_to_tensor(y_pred)
+  if y_pred.shape.rank is None or y_pred.shape[-1] != 2:
+    raise ValueError("y_pred must be a dict with 'depth' and 'log_scale', or a [..., 2] tensor "
+                     f"(depth, log-scale), or log_scale must be given; got shape {y_pred.shape}")
+  return y_pred[..., :1], y_pred[..., 1:]
+
+
+def _nll(y_true, y_pred, log_scale, per_pixel) -> tf.Tensor:
+  depth, log_scale = _split_prediction(y_pred, log_scale)
+  y_true, depth, valid = _prepare(y_true, depth)
+  log_scale = tf.cast(tf.convert_to_tensor(log_scale), tf.float32)
+  if log_scale.shape.rank is not None and depth.shape.rank is not None:
+    if log_scale.shape.rank == depth.shape.rank - 1:
+      log_scale = log_scale[..., None]
+  log_scale = tf.broadcast_to(log_scale, tf.shape(depth))
+  # Invalid pixels get a harmless residual 0 and log-scale 0 (no NaN into either branch).
+  residual = tf.where(valid, depth - y_true, tf.zeros_like(depth))
+  log_scale = tf.where(valid, log_scale, tf.zeros_like(log_scale))
+  return _masked_mean(per_pixel(residual, log_scale), valid)
+
+
+@keras.saving.register_keras_serializable(package="d3tf")
+def gaussian_nll_loss(y_true, y_pred, log_scale=None) -> tf.Tensor:
+  """Gaussian negative log-likelihood (nats per valid pixel) with a predicted log-sigma.
+
+  Per pixel ``s + 0.5 * ((y - mu) * exp(-s))^2 + 0.5 * ln(2 pi)``.
+
+  Args:
+    y_true: Ground-truth depth, metres, ``[B, H, W, 1]``; <= 0 or non-finite
+      is invalid.
+    y_pred: ``{"depth": mu, "log_scale": s}`` (``[B, H, W, 1]`` each), a
+      ``[B, H, W, 2]`` tensor (mu, s), or mu alone when ``log_scale`` is given.
+    log_scale: Optional ``s = ln sigma`` (sigma in metres), same shape as mu.
+
+  Returns:
+    Scalar float32; 0 for a batch without a valid pixel.
+  """
+  half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+  return _nll(y_true, y_pred, log_scale, lambda r, s: (
+      s + 0.5 * tf.square(r * tf.exp(-s)) + half_log_2pi))
+
+
+@keras.saving.register_keras_serializable(package="d3tf")
+def laplace_nll_loss(y_true, y_pred, log_scale=None) -> tf.Tensor:
+  """Laplace negative log-likelihood (nats per valid pixel) with a predicted log-scale.
+
+  Per pixel ``s + |y - mu| * exp(-s) + ln 2`` (``b = exp(s)``, variance
+  ``2 b^2``).
+
+  Args:
+    y_true: Ground-truth depth, metres, ``[B, H, W, 1]``; <= 0 or non-finite
+      is invalid.
+    y_pred: ``{"depth": mu, "log_scale": s}`` (``[B, H, W, 1]`` each), a
+      ``[B, H, W, 2]`` tensor (mu, s), or mu alone when ``log_scale`` is given.
+    log_scale: Optional ``s = ln b`` (b in metres), same shape as mu.
+
+  Returns:
+    Scalar float32; 0 for a batch without a valid pixel.
+  """
+  log_2 = math.log(2.0)
+  return _nll(y_true, y_pred, log_scale, lambda r, s: s + tf.abs(r) * tf.exp(-s) + log_2)
+
+
+def get_nll_loss(name: str) -> Callable[..., tf.Tensor]:
+  """The negative log-likelihood of an aleatoric head, by distribution name.
+
+  Args:
+    name: "gaussian" or "laplace" (case-insensitive).
+
+  Returns:
+    ``fn(y_true, y_pred) -> scalar`` whose ``y_pred`` is the output dict.
+
+  Raises:
+    ValueError: an unknown name (listing the known ones).
+  """
+  key = str(name).strip().lower()
+  table = {"gaussian": gaussian_nll_loss, "laplace": laplace_nll_loss}
+  if key not in table:
+    raise ValueError(f"Unknown likelihood {name!r}; choose one of {list(NLL_NAMES)}")
+  return table[key]
 
 
 def get_loss(name: str) -> Callable[..., tf.Tensor]:

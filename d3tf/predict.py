@@ -8,8 +8,15 @@ or a glob pattern (quote it). For each photo ``NAME`` it writes, into
   (``round(depth_m * 1000)``, clipped to 0-65535);
 * ``NAME_depth.npy``: depth as float32 metres, ``[H, W]``;
 * ``NAME_depth_color.png``: colour-mapped depth with a colour bar in metres;
-* with ``--samples`` T > 1 (Monte-Carlo dropout): the mean depth above, plus
-  ``NAME_depth_std.npy`` (float32 metres) and ``NAME_depth_std_color.png``.
+* uncertainty, when the model gives one (``--samples`` T > 1 with MC dropout
+  or variational layers, or a model with an aleatoric head): the depth above
+  is then the mean of the samples, and the standard deviations go to
+  ``NAME_depth_std.npy`` (the total, float32 metres) and
+  ``NAME_depth_std_color.png``, plus where present its parts
+  ``NAME_epistemic_std.npy`` / ``_color.png`` (spread of the T samples) and
+  ``NAME_aleatoric_std.npy`` / ``_color.png`` (the log-scale head's). The
+  three colour maps of a photo share one scale (0 to the largest total std)
+  and have a colour bar in metres.
 
 Images of any size work: they are padded (reflect) to a multiple of 32 and
 the prediction is cropped back.
@@ -39,6 +46,9 @@ from absl import logging
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Standard deviations of Predictor.predict written as files: key (file name part), bar label.
+_STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistemic std (m)"),
+                ("aleatoric_std", "aleatoric std (m)"))
 _CAMERA_KEYS = (("focal_length_m", "focal length", 1e3, "mm"), ("f_number", "f-number", 1.0, ""),
                 ("pixel_pitch_m", "pixel pitch", 1e6, "um"),
                 ("focus_distance_m", "focus distance", 1.0, "m"))
@@ -52,9 +62,10 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", ["auto", "final", "best"],
 _INPUT = flags.DEFINE_string("input", None, "An image file, a folder of images, or a glob "
                              "pattern (quoted) of images.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Folder for the depth files.")
-_SAMPLES = flags.DEFINE_integer("samples", 1, "Monte-Carlo dropout samples: 1 for a single "
-                                "deterministic pass; T > 1 also writes the uncertainty (std).",
-                                lower_bound=1)
+_SAMPLES = flags.DEFINE_integer(
+    "samples", 1, "Monte-Carlo samples (MC dropout and variational layers): 1 for a single "
+    "deterministic pass; T > 1 (e.g. 20) also writes the epistemic and total std maps. A model "
+    "with an aleatoric head writes its std maps with any T.", lower_bound=1)
 _CAMERA = flags.DEFINE_enum(
     "camera", None, ["nyu", "dslr", "none"],
     "The camera that took your photos, to check against the model's: 'nyu' or 'dslr' presets "
@@ -170,12 +181,13 @@ def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   height, width = values.shape
   dpi = 100
-  image_w = max(width, 160) / dpi
-  fig = plt.figure(figsize=(image_w * 1.22, max(height, 120) / dpi), dpi=dpi)
-  ax = fig.add_axes((0.0, 0.0, 1 / 1.22, 1.0))
+  image_px, bar_px = max(width, 160), 110  # The bar's strip fits its ticks and label.
+  total_px = image_px + bar_px
+  fig = plt.figure(figsize=(total_px / dpi, max(height, 120) / dpi), dpi=dpi)
+  ax = fig.add_axes((0.0, 0.0, image_px / total_px, 1.0))
   shown = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
   ax.set_axis_off()
-  cax = fig.add_axes((1 / 1.22 + 0.02, 0.08, 0.04, 0.84))
+  cax = fig.add_axes(((image_px + 12) / total_px, 0.08, 14 / total_px, 0.84))
   bar = fig.colorbar(shown, cax=cax)
   bar.set_label(label)
   fig.savefig(path, dpi=dpi)
@@ -225,10 +237,13 @@ def main(argv):
               np.clip(np.round(np.nan_to_num(depth) * 1000.0), 0, 65535).astype(np.uint16))
     write_color_png(os.path.join(out, f"{name}_depth_color.png"), depth, vmax, "depth (m)")
     if "depth_std" in result:
-      std = result["depth_std"][0]
-      np.save(os.path.join(out, f"{name}_depth_std.npy"), std.astype(np.float32))
-      write_color_png(os.path.join(out, f"{name}_depth_std_color.png"), std,
-                      max(float(np.nanmax(std)), 1e-3), "depth std (m)", cmap="viridis")
+      top = max(float(np.nanmax(result["depth_std"][0])), 1e-3)
+      for key, label in _STD_OUTPUTS:
+        if key in result:
+          std = result[key][0]
+          np.save(os.path.join(out, f"{name}_{key}.npy"), std.astype(np.float32))
+          write_color_png(os.path.join(out, f"{name}_{key}_color.png"), std, top, label,
+                          cmap="viridis")
     logging.info("%s: %dx%d, depth %.2f-%.2f m -> %s", path, image.shape[1], image.shape[0],
                  float(np.nanmin(depth)), float(np.nanmax(depth)),
                  os.path.join(out, f"{name}_depth*"))

@@ -30,6 +30,22 @@ Outputs, in ``--model_dir``:
 * ``tensorboard/``: scalars and validation images (input, ground truth,
   prediction, error), ``tensorboard --logdir MODEL_DIR/tensorboard``;
 * ``metrics.csv``: per-epoch loss and validation metrics.
+
+**Uncertainty** (off by default): ``--aleatoric=gaussian|laplace`` adds a
+log-scale head trained with that negative log-likelihood (it replaces
+``--loss``; Laplace is the likelihood behind the paper's L1);
+``--variational_blocks=5,4`` makes the 3x3 convolutions of those decoder
+blocks variational (``--variational_type`` flipout or reparameterization,
+``--posterior_scale_init``, ``--prior_scale``), adding their KL divergence,
+divided by the number of training examples N, times ``--kl_weight``, to the
+loss, optionally warmed up linearly over ``--kl_anneal_steps``. N is the
+training set's size; for the endless procedural stream (and TFRecord shards
+of unknown size) it is the number of examples the run draws, ``epochs *
+steps_per_epoch * batch_size`` (every procedural example is a new scene). The
+loss terms are logged separately (``nll`` or ``data_loss``, ``kl``, and
+``loss`` their sum) in the log, the progress bar, ``metrics.csv`` and
+TensorBoard; the model config in ``d3tf_metadata.json`` records the options
+(and ``num_train_examples``) for evaluate and predict.
 """
 
 from __future__ import annotations
@@ -113,6 +129,31 @@ _LOSS = flags.DEFINE_enum(
     "Training loss (invalid depth masked out): 'l1' (the paper), 'berhu' (reverse Huber), "
     "'silog' (scale-invariant, Eigen et al.), 'gradient' (L1 + multi-scale gradient "
     "matching).")
+_ALEATORIC = flags.DEFINE_enum(
+    "aleatoric", "none", ["none", "gaussian", "laplace"],
+    "Aleatoric uncertainty: 'gaussian' or 'laplace' adds a head predicting a per-pixel "
+    "log-scale, trained with that negative log-likelihood instead of --loss (leave --loss at "
+    "its default; 'laplace' is the likelihood behind L1). 'none': depth only.")
+_VARIATIONAL_BLOCKS = flags.DEFINE_list(
+    "variational_blocks", [], "Decoder blocks (1-5, 5 the deepest) whose 3x3 convolution is "
+    "variational (Bayesian weights, epistemic uncertainty), e.g. '5,4' (the two deepest, "
+    "where the paper has its MC dropout). Empty: none.")
+_VARIATIONAL_TYPE = flags.DEFINE_enum(
+    "variational_type", "flipout", ["flipout", "reparameterization"],
+    "Estimator of the variational layers: 'flipout' (per-example weight samples) or "
+    "'reparameterization' (one weight sample per batch).")
+_POSTERIOR_SCALE_INIT = flags.DEFINE_float(
+    "posterior_scale_init", 1e-3, "Initial posterior standard deviation of every variational "
+    "weight.")
+_PRIOR_SCALE = flags.DEFINE_float(
+    "prior_scale", 1.0, "Standard deviation of the N(0, s) prior of the variational weights.")
+_KL_WEIGHT = flags.DEFINE_float(
+    "kl_weight", 1.0, "Factor on the KL term (already divided by the number of training "
+    "examples). 1: the ELBO with the loss averaged per example; the data loss is a per-pixel "
+    "mean, so 1 / (crop_size^2) weighs the KL as the ELBO of the summed pixel likelihoods.")
+_KL_ANNEAL = flags.DEFINE_integer(
+    "kl_anneal_steps", 0, "Steps of a linear warm-up of the KL weight from 0 to --kl_weight "
+    "(0: full weight from the start).", lower_bound=0)
 _FLIPS = flags.DEFINE_boolean("flips", True, "Random horizontal flips (the paper).")
 _AUGMENT = flags.DEFINE_enum(
     "augment", "flips", ["flips", "full"],
@@ -179,6 +220,31 @@ def _check_flags() -> None:
     raise app.UsageError(f"--learning_rate must be positive, got {_LR.value}")
   if not 0 <= _BETA1.value < 1:
     raise app.UsageError(f"--beta1 must be in [0, 1), got {_BETA1.value}")
+  variational_blocks()  # Raises a UsageError for bad values.
+  if _ALEATORIC.value != "none" and _LOSS.value != flags.FLAGS["loss"].default:
+    raise app.UsageError(f"--loss={_LOSS.value} does not apply with --aleatoric="
+                         f"{_ALEATORIC.value}: the model is trained with the "
+                         f"{_ALEATORIC.value} negative log-likelihood")
+  for flag in (_POSTERIOR_SCALE_INIT, _PRIOR_SCALE):
+    if not flag.value > 0:
+      raise app.UsageError(f"--{flag.name} must be positive, got {flag.value}")
+  if not _KL_WEIGHT.value >= 0:
+    raise app.UsageError(f"--kl_weight must be >= 0, got {_KL_WEIGHT.value}")
+
+
+def variational_blocks() -> tuple[int, ...]:
+  """The decoder blocks of --variational_blocks, deepest first."""
+  blocks = []
+  for item in _VARIATIONAL_BLOCKS.value:
+    try:
+      block = int(item)
+    except ValueError:
+      block = 0
+    if not 1 <= block <= 5 or block in blocks:
+      raise app.UsageError("--variational_blocks must list distinct decoder blocks in 1-5 (5 "
+                           f"the deepest), got {','.join(_VARIATIONAL_BLOCKS.value)!r}")
+    blocks.append(block)
+  return tuple(sorted(blocks, reverse=True))
 
 
 def _reader(path: str, split: str):
@@ -213,8 +279,11 @@ def _source(path: str, split: str):
   return reader.as_dataset(), num
 
 
-def _datasets(camera, crop: int, steps_per_epoch: int | None, start_step: int):
-  """Training dataset factory, validation dataset (or None) and steps per epoch."""
+def _datasets(camera, crop: int, steps_per_epoch: int | None):
+  """Training dataset factory, validation dataset (or None), steps per epoch, training-set size.
+
+  The size is None where it is unknown (procedural scenes, TFRecord shards).
+  """
   from d3tf.data import AugmentOptions  # pylint: disable=g-import-not-at-top
   from d3tf.data import make_dataset  # pylint: disable=g-import-not-at-top
   batch = _BATCH.value
@@ -273,10 +342,11 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None, start_step: int):
       val = make_dataset(val_source, **kwargs).take(val_batches).cache()
       logging.info("Validation: %d batches of %d from %s (fixed, centre crops)", val_batches,
                    batch, val_path or "the procedural 'validation' split")
-  return train_dataset, val, steps_per_epoch
+  return train_dataset, val, steps_per_epoch, num_train
 
 
-def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: bool) -> None:
+def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: bool,
+                     extra: dict | None = None) -> None:
   """flags.txt, command_line.txt, camera.json and d3tf_metadata.json."""
   flagfile = flags_as_flagfile()
   flags_path = os.path.join(model_dir, "flags.txt")
@@ -301,8 +371,13 @@ def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: 
       render_options=({"mode": _RENDER_MODE.value}
                       if camera is not None and _DATASET.value != "dfd" else None),
       model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
-      train_data=train_data, extra={"crop_size": crop, "loss": _LOSS.value,
-                                    "real_defocus": _DATASET.value == "dfd"})
+      train_data=train_data, extra={"crop_size": crop, "loss": _loss_name(),
+                                    "real_defocus": _DATASET.value == "dfd", **(extra or {})})
+
+
+def _loss_name() -> str:
+  """The data loss: --loss, or the NLL of --aleatoric."""
+  return _LOSS.value if _ALEATORIC.value == "none" else f"{_ALEATORIC.value}_nll"
 
 
 def _init_from(model, path: str) -> None:
@@ -363,32 +438,50 @@ def main(argv):
     logging.info("Input: all-in-focus images (no defocus)")
   crop = _resolved(_CROP.value, 128, 256)
   model_size = _resolved(_MODEL_SIZE.value, "small", "full")
+  train_dataset, val, steps_per_epoch, num_train = _datasets(camera, crop, _STEPS.value)
+  epochs = _EPOCHS.value
+  total = epochs * steps_per_epoch
   overrides = {} if _DROPOUT.value is None else {"dropout_rate": _DROPOUT.value}
+  blocks = variational_blocks()
+  extra = {}
+  if blocks:
+    # The KL's N: the training set's size, or the examples this run draws from an endless stream.
+    num_examples = num_train or total * _BATCH.value
+    extra["num_train_examples_source"] = ("training set size" if num_train else
+                                          "epochs * steps_per_epoch * batch_size")
+    extra.update(kl_weight=_KL_WEIGHT.value, kl_anneal_steps=_KL_ANNEAL.value)
+    overrides.update(variational_blocks=blocks, variational_type=_VARIATIONAL_TYPE.value,
+                     num_train_examples=num_examples, prior_scale=_PRIOR_SCALE.value,
+                     posterior_scale_init=_POSTERIOR_SCALE_INIT.value)
+    logging.info("Variational (%s) 3x3 convolutions in decoder blocks %s; KL / %d examples (%s) "
+                 "x %g%s", _VARIATIONAL_TYPE.value, list(blocks), num_examples,
+                 extra["num_train_examples_source"], _KL_WEIGHT.value,
+                 f", warmed up over {_KL_ANNEAL.value} steps" if _KL_ANNEAL.value else "")
+  if _ALEATORIC.value != "none":
+    overrides["aleatoric"] = _ALEATORIC.value
   config = getattr(models.D3NetConfig, model_size)(**overrides)
   backup_dir = os.path.join(model_dir, "backup")
   state = callbacks_lib.load_state(backup_dir)
-  _write_run_files(model_dir, camera, config, crop, resuming=state is not None)
+  _write_run_files(model_dir, camera, config, crop, resuming=state is not None, extra=extra)
 
   model = models.build_d3net(config, imagenet_weights=_IMAGENET.value)
   if _INIT_FROM.value and state is None:
     _init_from(model, _INIT_FROM.value)
   max_depth = config.max_depth_m
+  loss = (losses.get_loss(_LOSS.value) if _ALEATORIC.value == "none" else
+          losses.get_nll_loss(_ALEATORIC.value))
   model.compile(optimizer=keras.optimizers.Adam(learning_rate=_LR.value, beta_1=_BETA1.value),
-                loss=losses.get_loss(_LOSS.value),
+                loss=loss,
                 metrics=[keras_metrics.MaskedAbsRel(max_depth_m=max_depth),
                          keras_metrics.MaskedRMS(max_depth_m=max_depth)])
   logging.info("D3-Net '%s': %d parameters; loss %s; Adam lr %g beta1 %g; crops %dx%d, batch %d",
-               model_size, model.count_params(), _LOSS.value, _LR.value, _BETA1.value, crop, crop,
-               _BATCH.value)
+               model_size, model.count_params(), _loss_name(), _LR.value, _BETA1.value, crop,
+               crop, _BATCH.value)
   start_step, best = 0, None
   if state is not None:
     start_step = callbacks_lib.restore(model, state)
     best = state["extra"].get("best")
     logging.info("Resuming from step %d (%s)", start_step, state["weights"])
-
-  train_dataset, val, steps_per_epoch = _datasets(camera, crop, _STEPS.value, start_step)
-  epochs = _EPOCHS.value
-  total = epochs * steps_per_epoch
   final_path = os.path.join(model_dir, "model.keras")
   if start_step >= total:
     logging.info("Already trained for %d steps (planned %d): nothing to do.", start_step, total)
@@ -412,6 +505,10 @@ def main(argv):
                                       _LOG_EVERY.value, max_depth_m=max_depth),
       keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
       keras.callbacks.TerminateOnNaN(),
+  ]
+  if blocks:
+    callbacks.append(callbacks_lib.KLAnnealing(_KL_ANNEAL.value, _KL_WEIGHT.value))
+  callbacks += [
       # Last: a state saved at an epoch end includes the other callbacks' work on it.
       callbacks_lib.StepCheckpoint(
           backup_dir, _SAVE_EVERY.value, steps_per_epoch,

@@ -174,3 +174,77 @@ def test_corrupt_files_name_the_path(model_dir, tmp_path):
   with pytest.raises(ValueError, match="bad 'camera'"):
     inference.write_metadata(tmp_path, camera={"focal_length_m": 0.015})
   assert os.path.exists(meta_path)
+
+
+def _bayesian_predictor(seed=0, **overrides):
+  keras.utils.set_random_seed(seed)
+  config = D3NetConfig.tiny(**overrides)
+  return inference.Predictor(build_d3net(config), {"input": "sharp", "camera": None,
+                                                   "model_config": config.to_dict()})
+
+
+@pytest.mark.parametrize("kind,factor", [("gaussian", 1.0), ("laplace", 2.0)])
+def test_aleatoric_head_gives_its_std_without_sampling(kind, factor):
+  predictor = _bayesian_predictor(aleatoric=kind, dropout_blocks=0)
+  assert predictor.aleatoric == kind and predictor.num_mc_layers == 0
+  model = predictor.model
+  head = model.get_layer("log_scale_conv")
+  rng = np.random.default_rng(0)
+  head.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in head.get_weights()])
+  images = _images(2, 50, 40)
+  out = predictor.predict(images)
+  assert set(out) == {"depth", "aleatoric_std", "depth_std"}
+  padded, box = inference.pad_to_multiple(images.astype(np.float32) / 255.0)
+  raw = model.predict(padded, verbose=0)
+  crop = (slice(None), slice(box[0], box[0] + 50), slice(box[2], box[2] + 40), 0)
+  expected = np.sqrt(factor) * np.exp(raw["log_scale"][crop])
+  assert np.ptp(expected) > 0.01
+  np.testing.assert_allclose(out["aleatoric_std"], expected, rtol=1e-5)
+  np.testing.assert_array_equal(out["depth_std"], out["aleatoric_std"])  # No epistemic part.
+  np.testing.assert_allclose(out["depth"], raw["depth"][crop], rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="no MCDropout or variational layer"):
+    predictor.predict(images, samples=2)
+
+
+def test_mc_samples_split_epistemic_and_aleatoric_std():
+  predictor = _bayesian_predictor(seed=1, aleatoric="gaussian", variational_blocks=(5, 4),
+                                  num_train_examples=10, posterior_scale_init=0.05)
+  assert predictor.num_mc_layers == 6 and predictor.is_bayesian
+  images = _images(2, 32, 64, seed=3)
+  out = predictor.predict(images, samples=5)
+  assert set(out) == {"depth", "epistemic_std", "aleatoric_std", "depth_std"}
+  assert all(v.shape == (2, 32, 64) and v.dtype == np.float32 for v in out.values())
+  assert out["epistemic_std"].mean() > 0 and np.all(out["aleatoric_std"] > 0)
+  np.testing.assert_allclose(out["depth_std"] ** 2, out["epistemic_std"] ** 2 +
+                             out["aleatoric_std"] ** 2, rtol=1e-4)
+  again = predictor.predict(images, samples=5)
+  assert not np.allclose(again["depth"], out["depth"])  # Two sampled predictions differ.
+  deterministic = predictor.predict(images)
+  np.testing.assert_array_equal(predictor.predict(images)["depth"], deterministic["depth"])
+  assert "epistemic_std" not in deterministic
+
+
+def test_mc_mean_of_t_samples_has_variance_falling_like_one_over_t():
+  # Flipout only (no dropout): every sample of the 128 copies of one image is its own draw, and
+  # the copies give 128 independent MC means of the same input.
+  predictor = _bayesian_predictor(seed=2, variational_blocks=(5, 4, 3), num_train_examples=10,
+                                  posterior_scale_init=0.1, dropout_blocks=0)
+  copies = np.repeat(_images(1, 32, 32, seed=4), 128, axis=0)
+  variance = {t: predictor.predict(copies, samples=t)["depth"].var(axis=0).mean()
+              for t in (4, 16)}
+  assert variance[4] > 1e-8
+  assert 2.0 < variance[4] / variance[16] < 8.0, variance
+
+
+def test_reparameterization_samples_of_one_image_go_in_separate_passes():
+  predictor = _bayesian_predictor(seed=3, variational_blocks=(5, 4, 3, 2, 1),
+                                  num_train_examples=10, variational_type="reparameterization",
+                                  posterior_scale_init=0.3, dropout_blocks=0)
+  assert [rows.tolist() for rows in predictor._passes(3, 2, chunk=8)] == [[0, 2, 4], [1, 3, 5]]
+  assert [rows.tolist() for rows in predictor._passes(3, 2, chunk=2)] == [
+      [0, 2], [4], [1, 3], [5]]
+  image = _images(1, 32, 32, seed=5)
+  assert predictor.predict(image, samples=4)["epistemic_std"].mean() > 1e-4
+  # Batched in one pass, the four samples would share one kernel and be identical.
+  predictor._shared_samples = False
+  np.testing.assert_array_equal(predictor.predict(image, samples=4)["epistemic_std"], 0.0)

@@ -138,3 +138,50 @@ def test_trains_in_model_fit_with_holes_and_round_trips_through_serialization(na
   fn = losses.get_loss(name)
   config = keras.saving.serialize_keras_object(fn)
   assert keras.saving.deserialize_keras_object(config) is fn
+
+
+def test_gaussian_and_laplace_nll_by_hand():
+  y_true = _t(np.array([1.0, 2.0, 0.0, NAN]).reshape(1, 1, 4, 1))  # Two invalid pixels.
+  depth = _t(np.array([1.0, 3.0, 7.0, 7.0]).reshape(1, 1, 4, 1))
+  log_scale = _t(np.array([0.0, math.log(2.0), -50.0, -50.0]).reshape(1, 1, 4, 1))
+  # Pixel 0: r = 0, s = 0. Pixel 1: r = 1, scale 2.
+  gauss = [0.5 * math.log(2 * math.pi), math.log(2.0) + 0.5 * 0.25 + 0.5 * math.log(2 * math.pi)]
+  laplace = [math.log(2.0), math.log(2.0) + 0.5 + math.log(2.0)]
+  output = {"depth": depth, "log_scale": log_scale}
+  assert float(losses.gaussian_nll_loss(y_true, output)) == pytest.approx(np.mean(gauss))
+  assert float(losses.get_nll_loss("laplace")(y_true, output)) == pytest.approx(np.mean(laplace))
+  stacked = tf.concat([depth, log_scale], axis=-1)  # [..., 2]: depth, log-scale.
+  assert float(losses.gaussian_nll_loss(y_true, stacked)) == pytest.approx(np.mean(gauss))
+  assert float(losses.laplace_nll_loss(y_true, depth, log_scale)) == pytest.approx(
+      np.mean(laplace))
+  # The Gaussian NLL of a residual r is smallest at scale |r|.
+  values = [float(losses.gaussian_nll_loss(_t([[[[1.0]]]]), _t([[[[1.5]]]]),
+                                           _t([[[[math.log(s)]]]]))) for s in (0.25, 0.5, 1.0)]
+  assert values[1] < values[0] and values[1] < values[2]
+
+
+def test_nll_gradients_are_finite_and_zero_on_invalid_pixels():
+  y_true = _t(np.array([2.0, 0.0]).reshape(1, 1, 2, 1))
+  depth = tf.Variable(np.array([3.0, 5.0], np.float32).reshape(1, 1, 2, 1))
+  log_scale = tf.Variable(np.array([-1.0, -80.0], np.float32).reshape(1, 1, 2, 1))
+  for name in losses.NLL_NAMES:
+    with tf.GradientTape() as tape:
+      value = losses.get_nll_loss(name)(y_true, {"depth": depth, "log_scale": log_scale})
+    grads = tape.gradient(value, [depth, log_scale])
+    for grad in grads:
+      assert np.all(np.isfinite(grad.numpy())), name
+      assert grad.numpy()[0, 0, 1, 0] == 0.0, name
+    assert grads[0].numpy()[0, 0, 0, 0] > 0 and grads[1].numpy()[0, 0, 0, 0] < 0, name
+  empty = losses.gaussian_nll_loss(_t(np.zeros((1, 2, 2, 1))), _t(np.ones((1, 2, 2, 2))))
+  assert float(empty) == 0.0
+
+
+def test_nll_bad_arguments_are_named():
+  with pytest.raises(ValueError, match=r"missing \['log_scale'\]"):
+    losses.gaussian_nll_loss(_t(np.ones((1, 2, 2, 1))), {"depth": _t(np.ones((1, 2, 2, 1)))})
+  with pytest.raises(ValueError, match=r"\[\.\.\., 2\].*\(1, 2, 2, 3\)"):
+    losses.laplace_nll_loss(_t(np.ones((1, 2, 2, 1))), _t(np.ones((1, 2, 2, 3))))
+  with pytest.raises(ValueError, match="'cauchy'"):
+    losses.get_nll_loss("cauchy")
+  for fn in (losses.gaussian_nll_loss, losses.laplace_nll_loss):
+    assert keras.saving.get_registered_object(keras.saving.get_registered_name(fn)) is fn

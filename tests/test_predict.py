@@ -65,7 +65,12 @@ def _check_outputs(out, name, std=False):
   if std:
     depth_std = np.load(out / f"{name}_depth_std.npy")
     assert depth_std.shape == (height, width) and np.all(depth_std >= 0)
+    assert depth_std.mean() > 0
     assert (out / f"{name}_depth_std_color.png").is_file()
+    # MC dropout only: the total std is the epistemic one; no aleatoric part.
+    np.testing.assert_array_equal(np.load(out / f"{name}_epistemic_std.npy"), depth_std)
+    assert (out / f"{name}_epistemic_std_color.png").is_file()
+    assert not list(out.glob(f"{name}_aleatoric*"))
 
 
 def test_folder_with_samples(model_dir, photos, tmp_path):

@@ -3,7 +3,9 @@
 One uninterrupted run is shared by the tests: its loss must fall, its
 model_dir must hold the documented files, and a copy of the same run that is
 killed (SIGKILL) after a checkpoint and restarted must end at the same step
-with the same weights.
+with the same weights. A short Bayesian run (variational decoder blocks and a
+Gaussian aleatoric head) must log its loss terms separately, and evaluate and
+predict must report and write its uncertainty.
 """
 
 import csv
@@ -150,3 +152,100 @@ def test_bad_flags_are_named():
   assert "--crop_size must be a multiple of 32, got 48" in result.stderr
   result = _train(["--dataset=nyu_mat"])
   assert result.returncode != 0 and "--data_path" in result.stderr
+
+
+_BAYES_ARGS = ["--model_size=tiny", "--crop_size=32", "--batch_size=2", "--epochs=2",
+               "--steps_per_epoch=2", "--validation_steps=1", "--variational_blocks=5,4",
+               "--aleatoric=gaussian", "--kl_anneal_steps=2", "--log_every_steps=1",
+               "--tensorboard_images=1", "--seed=2"]
+
+
+@pytest.fixture(scope="module")
+def bayesian_run(tmp_path_factory):
+  model_dir = tmp_path_factory.mktemp("bayes") / "run"
+  output = _check(_train([f"--model_dir={model_dir}", *_BAYES_ARGS]))
+  return model_dir, output
+
+
+def _tensorboard_tags(folder):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tags = {}
+  for path in folder.glob("events.out.tfevents.*"):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        tags.setdefault(value.tag, []).append(event.step)
+  return tags
+
+
+def test_bayesian_run_logs_kl_and_nll_separately(bayesian_run):
+  model_dir, output = bayesian_run
+  rows = _epoch_rows(model_dir)
+  assert {"loss", "nll", "kl", "val_loss", "val_nll", "val_kl", "val_rel"} <= set(rows[0])
+  for row in rows:
+    assert float(row["kl"]) > 0 and np.isfinite(float(row["nll"]))
+    assert float(row["loss"]) == pytest.approx(float(row["nll"]) + float(row["kl"]), rel=1e-4)
+  # Warm-up over 2 steps: epoch 1 (weights 0, 0.5) has a quarter of epoch 2's KL (weight 1).
+  assert float(rows[0]["kl"]) == pytest.approx(float(rows[1]["kl"]) / 4, rel=0.05)
+  assert "kl " in output and "nll " in output and "loss gaussian_nll" in output
+  assert "KL / 8 examples (epochs * steps_per_epoch * batch_size)" in output
+  tags = _tensorboard_tags(model_dir / "tensorboard" / "train")
+  assert {"batch_loss", "batch_kl", "batch_nll", "epoch_kl", "epoch_nll"} <= set(tags), tags
+  assert "epoch_kl" in _tensorboard_tags(model_dir / "tensorboard" / "validation")
+  meta = json.loads((model_dir / "d3tf_metadata.json").read_text())
+  config = meta["model_config"]
+  assert config["variational_blocks"] == [5, 4] and config["variational_type"] == "flipout"
+  assert config["aleatoric"] == "gaussian" and config["num_train_examples"] == 2 * 2 * 2
+  assert meta["loss"] == "gaussian_nll" and meta["kl_anneal_steps"] == 2
+  assert meta["num_train_examples_source"] == "epochs * steps_per_epoch * batch_size"
+
+
+def test_bayesian_run_evaluates_with_uncertainty_metrics(bayesian_run, tmp_path):
+  model_dir, _ = bayesian_run
+  out = tmp_path / "eval.json"
+  result = subprocess.run(
+      [sys.executable, "-m", "d3tf.evaluate", f"--model={model_dir}", "--num_examples=2",
+       "--height=32", "--width=64", "--samples=3", f"--output_json={out}"],
+      cwd=_REPO, env=_env(), capture_output=True, text=True, timeout=240)
+  log = _check(result)
+  assert "Uncertainty metrics of the total std (3 samples" in log
+  for name in ("nll", "ause", "spearman", "within_1sigma", "within_2sigma"):
+    assert name in log
+  report = json.loads(out.read_text())
+  unc = report["uncertainty"]
+  assert unc["per_image_mean"]["n_pixels"] == 2 * 32 * 64 and unc["ause_metric"] == "abs"
+  assert np.isfinite(unc["per_image_mean"]["nll"]) and unc["per_image_mean"]["ause"] >= 0
+  assert -1 <= unc["per_image_mean"]["spearman"] <= 1
+  assert 0 <= unc["pixel_weighted"]["within_1sigma"] <= unc["pixel_weighted"]["within_2sigma"]
+  means = unc["mean_std_m"]
+  assert set(means) == {"total", "epistemic", "aleatoric"} and means["epistemic"] > 0
+  assert means["total"] ** 2 >= means["aleatoric"] ** 2  # The total includes both parts.
+  assert "uncertainty" in report["per_image"][0]
+
+
+def test_bayesian_run_predicts_std_maps(bayesian_run, tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  model_dir, _ = bayesian_run
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(
+      tmp_path / "photo.png")
+  out = tmp_path / "out"
+  _check(subprocess.run(
+      [sys.executable, "-m", "d3tf.predict", f"--model={model_dir}",
+       f"--input={tmp_path / 'photo.png'}", f"--output_dir={out}", "--samples=3"],
+      cwd=_REPO, env=_env(), capture_output=True, text=True, timeout=240))
+  maps = {key: np.load(out / f"photo_{key}.npy")
+          for key in ("depth_std", "epistemic_std", "aleatoric_std")}
+  assert all(m.shape == (40, 50) and m.dtype == np.float32 for m in maps.values())
+  assert maps["epistemic_std"].mean() > 0 and np.all(maps["aleatoric_std"] > 0)
+  np.testing.assert_allclose(maps["depth_std"] ** 2, maps["epistemic_std"] ** 2 +
+                             maps["aleatoric_std"] ** 2, rtol=1e-4)
+  for key in maps:
+    with Image.open(out / f"photo_{key}_color.png") as png:
+      assert png.width > 50  # Image + colour bar.
+
+
+def test_bad_uncertainty_flags_are_named():
+  result = _train(["--variational_blocks=5,7", "--model_dir=/nonexistent/never"])
+  assert result.returncode != 0 and "--variational_blocks must list" in result.stderr
+  assert "'5,7'" in result.stderr
+  result = _train(["--aleatoric=laplace", "--loss=berhu", "--model_dir=/nonexistent/never"])
+  assert result.returncode != 0 and "--loss=berhu does not apply" in result.stderr

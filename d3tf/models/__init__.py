@@ -1,9 +1,10 @@
-"""D3-Net, the depth-from-defocus network, and its custom layers.
+"""D3-Net, the depth-from-defocus network, its custom and variational layers.
 
 Importing this package registers the custom layers with Keras, so that
 ``keras.models.load_model("model.keras")`` works without ``custom_objects``.
 """
 
+from d3tf.models.d3net import ALEATORIC_TYPES
 from d3tf.models.d3net import build_d3net
 from d3tf.models.d3net import config_from_model
 from d3tf.models.d3net import D3Net
@@ -12,20 +13,37 @@ from d3tf.models.d3net import ENCODER_OUTPUT_NAME
 from d3tf.models.d3net import load_imagenet_weights
 from d3tf.models.d3net import SIZE_MULTIPLE
 from d3tf.models.d3net import SKIP_LAYER_NAMES
+from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
+from d3tf.models.layers import MonteCarloLayer
 from d3tf.models.layers import set_mc_dropout
+from d3tf.models.layers import set_mc_sampling
 from d3tf.models.layers import SizeMultipleCheck
+from d3tf.models.variational import Conv2DFlipout
+from d3tf.models.variational import Conv2DReparameterization
+from d3tf.models.variational import set_kl_weight
+from d3tf.models.variational import VARIATIONAL_TYPES
+from d3tf.models.variational import variational_layers
 
 __all__ = [
+    "ALEATORIC_TYPES",
     "build_d3net",
+    "Conv2DFlipout",
+    "Conv2DReparameterization",
     "config_from_model",
     "D3Net",
     "D3NetConfig",
     "ENCODER_OUTPUT_NAME",
     "load_imagenet_weights",
+    "LogScale",
     "MCDropout",
+    "MonteCarloLayer",
+    "set_kl_weight",
     "set_mc_dropout",
+    "set_mc_sampling",
     "SIZE_MULTIPLE",
     "SizeMultipleCheck",
     "SKIP_LAYER_NAMES",
+    "VARIATIONAL_TYPES",
+    "variational_layers",
 ]

@@ -36,6 +36,30 @@ metres, always inside (0, max_depth_m) (the range that evaluation scores;
 NYUv2 and the procedural scenes lie inside 10 m). The untrained network
 predicts about ``max_depth_m / 2``.
 
+Bayesian options (all off by default; the defaults build the paper's network
+with its 24,220,225 trainable parameters and a single depth output):
+
+* ``variational_blocks``: decoder blocks (numbers 1-5, 5 the deepest) whose
+  3x3 convolution ``decoder{k}_conv`` is a variational convolution
+  (:mod:`d3tf.models.variational`, ``variational_type`` "flipout" or
+  "reparameterization"; the transposed convolutions stay deterministic). The
+  KL term is divided by ``num_train_examples``. A sensible choice is the two
+  deepest blocks, ``(5, 4)`` (where the paper puts its MC dropout; they hold
+  few weights at low resolution, so sampling is cheap).
+* ``aleatoric``: "gaussian" or "laplace" adds a second head, a 3x3 conv
+  ``log_scale_conv`` + :class:`~d3tf.models.layers.LogScale` predicting the
+  per-pixel log-scale (``log sigma`` of a Gaussian, ``log b`` of a Laplace,
+  metres; scale >= 1 mm). The model then returns a dict ``{"depth": [B, H,
+  W, 1], "log_scale": [B, H, W, 1]}``; with "none" it returns the depth
+  tensor alone, as before. Train it with the matching negative
+  log-likelihood (:func:`d3tf.losses.get_nll_loss`).
+
+A Bayesian D3Net (either option on) computes its training loss itself
+(:meth:`D3Net.compute_loss`): data loss (the compiled loss, which for an
+aleatoric model takes the output dict) plus the layers' KL terms, and logs
+them separately as the metrics ``nll`` (aleatoric) or ``data_loss``, and
+``kl`` (``loss`` is their sum).
+
 Input: float32 RGB in [0, 1], [B, H, W, 3] with H and W multiples of 32; the
 model normalises with ImageNet's mean and standard deviation itself (the
 statistics keras.applications' DenseNet weights expect).
@@ -57,6 +81,8 @@ from absl import logging
 import keras
 import numpy as np
 
+from d3tf.models import variational
+from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
 from d3tf.models.layers import SizeMultipleCheck
 
@@ -68,6 +94,13 @@ SKIP_LAYER_NAMES = ("skip_conv0", "skip_transition1", "skip_transition2", "skip_
 
 #: Name of the last encoder layer (the bottleneck, /32).
 ENCODER_OUTPUT_NAME = "relu"
+
+#: Values of ``D3NetConfig.aleatoric``.
+ALEATORIC_TYPES = ("none", "gaussian", "laplace")
+#: Values of ``D3NetConfig.variational_type``.
+VARIATIONAL_TYPES = variational.VARIATIONAL_TYPES
+#: Smallest scale the aleatoric head predicts, metres.
+ALEATORIC_MIN_SCALE_M = 1e-3
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -108,6 +141,16 @@ class D3NetConfig:
     bn_momentum: Momentum of the moving statistics of every BatchNormalization
       (0.9 is PyTorch's 0.1, which the paper trained with; the moving averages
       also settle within a few dozen steps of a short CPU run).
+    variational_blocks: Decoder blocks (1-5, 5 the deepest) whose 3x3
+      convolution is variational; empty (default): none. E.g. ``(5, 4)``.
+    variational_type: "flipout" or "reparameterization".
+    num_train_examples: Training-set size N that divides the KL term; needed
+      when ``variational_blocks`` is set.
+    prior_scale: Standard deviation of the variational weights' N(0, s) prior.
+    posterior_scale_init: Initial posterior standard deviation of every
+      variational weight.
+    aleatoric: "none", or "gaussian" / "laplace" for a log-scale head (the
+      model then outputs a dict with "depth" and "log_scale").
   """
 
   growth_rate: int = 32
@@ -121,6 +164,12 @@ class D3NetConfig:
   leaky_slope: float = 0.2
   max_depth_m: float = 10.0
   bn_momentum: float = 0.9
+  variational_blocks: tuple[int, ...] = ()
+  variational_type: str = "flipout"
+  num_train_examples: int | None = None
+  prior_scale: float = 1.0
+  posterior_scale_init: float = 1e-3
+  aleatoric: str = "none"
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -148,6 +197,47 @@ class D3NetConfig:
         not 0 <= blocks <= 5):
       raise ValueError(f"D3NetConfig.dropout_blocks must be an integer in [0, 5], got {blocks!r}")
     set_field("dropout_blocks", int(blocks))
+    self._check_bayesian(set_field)
+
+  def _check_bayesian(self, set_field) -> None:
+    blocks = self.variational_blocks
+    if isinstance(blocks, (str, bytes)) or not hasattr(blocks, "__iter__"):
+      raise ValueError("D3NetConfig.variational_blocks must be a sequence of decoder block "
+                       f"numbers in 1-5, got {blocks!r}")
+    if not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool) and 1 <= b <= 5
+               for b in blocks) or len(set(blocks)) != len(tuple(blocks)):
+      raise ValueError("D3NetConfig.variational_blocks must be distinct decoder block numbers "
+                       f"in 1-5 (5 the deepest), got {blocks!r}")
+    set_field("variational_blocks", tuple(sorted((int(b) for b in blocks), reverse=True)))
+    if self.variational_type not in VARIATIONAL_TYPES:
+      raise ValueError(f"D3NetConfig.variational_type must be one of {VARIATIONAL_TYPES}, got "
+                       f"{self.variational_type!r}")
+    if self.aleatoric not in ALEATORIC_TYPES:
+      raise ValueError(f"D3NetConfig.aleatoric must be one of {ALEATORIC_TYPES}, got "
+                       f"{self.aleatoric!r}")
+    n = self.num_train_examples
+    if n is not None:
+      if isinstance(n, bool) or not isinstance(n, (int, np.integer, float)) or n != int(n) or \
+          n < 1:
+        raise ValueError(f"D3NetConfig.num_train_examples must be a positive integer, got {n!r}")
+      set_field("num_train_examples", int(n))
+    elif self.variational_blocks:
+      raise ValueError("D3NetConfig.num_train_examples must be a positive integer when "
+                       f"variational_blocks is set ({self.variational_blocks}), got None")
+    for name in ("prior_scale", "posterior_scale_init"):
+      value = getattr(self, name)
+      try:
+        number = float(value)
+      except (TypeError, ValueError):
+        number = math.nan
+      if not 0.0 < number < math.inf:
+        raise ValueError(f"D3NetConfig.{name} must be positive and finite, got {value!r}")
+      set_field(name, number)
+
+  @property
+  def is_bayesian(self) -> bool:
+    """True with variational layers or an aleatoric head (the model logs its loss terms)."""
+    return bool(self.variational_blocks) or self.aleatoric != "none"
 
   # ----------------------------------------------------------------- presets
   @classmethod
@@ -184,7 +274,7 @@ class D3NetConfig:
   def to_dict(self) -> dict[str, Any]:
     """A JSON-friendly dict (tuples become lists)."""
     result = dataclasses.asdict(self)
-    for name in ("block_layers", "decoder_filters"):
+    for name in ("block_layers", "decoder_filters", "variational_blocks"):
       result[name] = list(result[name])
     return result
 
@@ -237,7 +327,7 @@ class _Builder:
     pooled = keras.layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(features)
     return features, pooled
 
-  def decoder_block(self, x, filters: int, dropout: bool, name: str):
+  def decoder_block(self, x, filters: int, dropout: bool, name: str, bayesian: bool = False):
     c = self.config
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same",
                                      name=f"{name}_upconv")(x)
@@ -245,7 +335,14 @@ class _Builder:
     if dropout:
       x = MCDropout(c.dropout_rate, name=f"{name}_up_dropout")(x)
     x = keras.layers.Activation("relu", name=f"{name}_up_relu")(x)
-    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    if bayesian:
+      conv = variational.variational_conv_class(c.variational_type)(
+          filters, 3, padding="same", use_bias=False, num_train_examples=c.num_train_examples,
+          prior_scale=c.prior_scale, posterior_scale_init=c.posterior_scale_init,
+          name=f"{name}_conv")
+    else:
+      conv = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")
+    x = conv(x)
     x = self.bn(x, f"{name}_bn", encoder=False)
     if dropout:
       x = MCDropout(c.dropout_rate, name=f"{name}_dropout")(x)
@@ -282,11 +379,19 @@ class _Builder:
       if k < 5:
         x = keras.layers.Concatenate(name=f"{name}_concat")([x, skips[k - 1]])
       x = self.decoder_block(x, c.decoder_filters[5 - k], dropout=(5 - k) < c.dropout_blocks,
-                             name=name)
-    x = keras.layers.Conv2D(1, 3, padding="same", name="depth_conv")(x)
+                             name=name, bayesian=k in c.variational_blocks)
+    features = x
+    x = keras.layers.Conv2D(1, 3, padding="same", name="depth_conv")(features)
     x = keras.layers.Activation("sigmoid", name="depth_sigmoid")(x)
-    outputs = keras.layers.Rescaling(c.max_depth_m, name="depth")(x)
-    return inputs, outputs
+    depth = keras.layers.Rescaling(c.max_depth_m, name="depth")(x)
+    if c.aleatoric == "none":
+      return inputs, depth
+    # Zero kernel, bias softplus^-1(1 m): the untrained head predicts a 1 m scale everywhere.
+    z = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer="zeros",
+                            bias_initializer=keras.initializers.Constant(math.log(math.expm1(1.0))),
+                            name="log_scale_conv")(features)
+    log_scale = LogScale(ALEATORIC_MIN_SCALE_M, name="log_scale")(z)
+    return inputs, {"depth": depth, "log_scale": log_scale}
 
 
 @keras.saving.register_keras_serializable(package="d3tf")
@@ -297,6 +402,12 @@ class D3Net(keras.Model):
   D3NetConfig (as keras-hub backbones do), and ``from_config`` rebuilds the
   same graph, whose layers all have fixed names, so ``model.save`` /
   ``keras.models.load_model`` round-trip without ``custom_objects``.
+
+  A Bayesian config (variational layers and/or an aleatoric head) changes
+  training: :meth:`compute_loss` adds the layers' KL terms to the data loss
+  and tracks both as metrics (``nll`` for an aleatoric model, else
+  ``data_loss``; and ``kl``); :meth:`compute_metrics` scores the depth output
+  alone. A plain config trains exactly as a ``keras.Model``.
 
   Attributes:
     d3net_config: The :class:`D3NetConfig` the model was built from.
@@ -311,6 +422,43 @@ class D3Net(keras.Model):
     inputs, outputs = _Builder(config).build()
     super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
     self.d3net_config = config
+    self.data_loss_tracker = self.kl_tracker = None
+    if config.is_bayesian:
+      self.data_loss_tracker = keras.metrics.Mean(
+          name="nll" if config.aleatoric != "none" else "data_loss")
+      if config.variational_blocks:
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+  def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    """The total loss; for a Bayesian config, data loss + KL, each tracked as a metric.
+
+    With an aleatoric head ``y_pred`` is the output dict, passed whole to the
+    compiled loss (a callable such as :func:`d3tf.losses.gaussian_nll_loss`).
+    """
+    if not self.d3net_config.is_bayesian:
+      return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+    extra = [keras.ops.cast(loss, "float32") for loss in self.losses]
+    kl = keras.ops.sum(keras.ops.stack(extra)) if extra else keras.ops.zeros(())
+    if isinstance(y_pred, dict):
+      if not callable(self.loss):
+        raise ValueError(f"A D3Net with an aleatoric head needs one callable loss that takes "
+                         f"the output dict (e.g. d3tf.losses.gaussian_nll_loss), got "
+                         f"{self.loss!r}")
+      data = keras.ops.cast(self.loss(y, y_pred), "float32")
+      total = data + kl
+    else:
+      total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+      data = total - kl
+    self.data_loss_tracker.update_state(data)
+    if self.kl_tracker is not None:
+      self.kl_tracker.update_state(kl)
+    return total
+
+  def compute_metrics(self, x, y, y_pred, sample_weight=None):
+    """The compiled metrics, computed on the depth output only."""
+    if isinstance(y_pred, dict):
+      y_pred = y_pred["depth"]
+    return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
   def get_config(self) -> dict[str, Any]:
     return {"name": self.name, "trainable": self.trainable,
@@ -336,7 +484,8 @@ def build_d3net(config: D3NetConfig | None = None, imagenet_weights: str | None 
 
   Returns:
     A :class:`D3Net` mapping images [B, H, W, 3] in [0, 1] (H, W multiples of
-    32) to depth [B, H, W, 1] in metres.
+    32) to depth [B, H, W, 1] in metres (with an aleatoric head: a dict of
+    "depth" and "log_scale", both [B, H, W, 1]).
 
   Raises:
     FileNotFoundError: ``imagenet_weights`` does not exist.

@@ -1,4 +1,4 @@
-"""Custom Keras layers of D3-Net: Monte-Carlo dropout and an input-size check.
+"""Custom Keras layers of D3-Net: Monte-Carlo dropout, an input-size check, the log-scale head.
 
 Every layer here is registered with Keras (package ``d3tf``) and has a
 ``get_config``, so ``keras.models.load_model("model.keras")`` needs no
@@ -18,8 +18,21 @@ import tensorflow as tf
 _PACKAGE = "d3tf"
 
 
+class MonteCarloLayer:
+  """Mixin of the layers that can keep sampling at prediction time.
+
+  :class:`MCDropout` and the variational convolutions of
+  :mod:`d3tf.models.variational` have an ``mc_enabled`` switch, read when
+  the call is traced: False (the default) makes them deterministic at
+  prediction time; True makes them draw a new random sample on every call.
+  :func:`set_mc_sampling` switches all of them in a model.
+  """
+
+  mc_enabled: bool = False
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class MCDropout(keras.layers.Dropout):
+class MCDropout(MonteCarloLayer, keras.layers.Dropout):
   """Dropout that can stay active at prediction time (Monte-Carlo dropout).
 
   In training (``training=True``) it is plain dropout. At prediction time it
@@ -30,7 +43,8 @@ class MCDropout(keras.layers.Dropout):
   other layer stay in inference mode.
 
   :attr:`mc_enabled` is read when the call is traced. Switch it with
-  :func:`set_mc_dropout`, which also drops the model's cached
+  :func:`set_mc_dropout` (or :func:`set_mc_sampling`, which also switches
+  variational layers); both also drop the model's cached
   ``predict_function``; a ``tf.function`` of one's own must be retraced.
   The switch is a run-time setting: it is not saved with the model.
   """
@@ -59,8 +73,24 @@ def _walk_layers(layer: keras.layers.Layer):
     yield from _walk_layers(sub_layer)
 
 
+def _switch(model: keras.layers.Layer, kind: type, enabled: bool) -> int:
+  count = 0
+  for layer in _walk_layers(model):
+    if isinstance(layer, kind):
+      layer.mc_enabled = bool(enabled)
+      count += 1
+  # model.predict / evaluate cache a traced function that read the old value.
+  for attribute in ("predict_function", "test_function"):
+    if getattr(model, attribute, None) is not None:
+      setattr(model, attribute, None)
+  return count
+
+
 def set_mc_dropout(model: keras.layers.Layer, enabled: bool) -> int:
   """Turns Monte-Carlo dropout on or off in every :class:`MCDropout` of a model.
+
+  Variational layers are left as they are; :func:`set_mc_sampling` switches
+  both kinds.
 
   Args:
     model: A Keras model (nested models are searched too).
@@ -69,16 +99,26 @@ def set_mc_dropout(model: keras.layers.Layer, enabled: bool) -> int:
   Returns:
     How many :class:`MCDropout` layers were switched (0 if the model has none).
   """
-  count = 0
-  for layer in _walk_layers(model):
-    if isinstance(layer, MCDropout):
-      layer.mc_enabled = bool(enabled)
-      count += 1
-  # model.predict / evaluate cache a traced function that read the old value.
-  for attribute in ("predict_function", "test_function"):
-    if getattr(model, attribute, None) is not None:
-      setattr(model, attribute, None)
-  return count
+  return _switch(model, MCDropout, enabled)
+
+
+def set_mc_sampling(model: keras.layers.Layer, enabled: bool) -> int:
+  """Turns Monte-Carlo sampling on or off in every sampling layer of a model.
+
+  Switches MC dropout (:class:`MCDropout`) and the weight sampling of the
+  variational convolutions (:mod:`d3tf.models.variational`) together: with
+  ``enabled`` each prediction is one draw from the approximate posterior;
+  without, dropout is the identity and variational layers use their
+  posterior mean. BatchNormalization stays in inference mode either way.
+
+  Args:
+    model: A Keras model (nested models are searched too).
+    enabled: True to sample at prediction time.
+
+  Returns:
+    How many layers were switched (0 if the model has none).
+  """
+  return _switch(model, MonteCarloLayer, enabled)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -112,4 +152,37 @@ class SizeMultipleCheck(keras.layers.Layer):
   def get_config(self) -> dict[str, Any]:
     config = super().get_config()
     config["multiple"] = self.multiple
+    return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LogScale(keras.layers.Layer):
+  """Maps unconstrained values ``z`` to a log-scale, ``log(softplus(z) + min_scale)``.
+
+  The aleatoric head's activation: the predicted scale (Gaussian standard
+  deviation or Laplace ``b``, metres) is ``softplus(z) + min_scale``, so it
+  never falls below ``min_scale`` (a negative log-likelihood could otherwise
+  push it towards 0 on pixels that are fitted exactly, and overflow), and
+  grows about linearly for large ``z``. ``z = log(expm1(1))`` gives a scale
+  of about 1 m.
+
+  Args:
+    min_scale: Smallest scale, metres (> 0).
+  """
+
+  def __init__(self, min_scale: float = 1e-3, **kwargs):
+    super().__init__(**kwargs)
+    if not 0.0 < float(min_scale) < float("inf"):
+      raise ValueError(f"LogScale.min_scale must be positive and finite, got {min_scale!r}")
+    self.min_scale = float(min_scale)
+
+  def call(self, inputs):
+    return tf.math.log(tf.nn.softplus(inputs) + self.min_scale)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self) -> dict[str, Any]:
+    config = super().get_config()
+    config["min_scale"] = self.min_scale
     return config

@@ -8,6 +8,7 @@
 * :class:`ProgressLogger`: absl log lines with loss, examples/s and ETA.
 * :class:`TensorBoardLogger`: scalars and validation images (input, ground
   truth, prediction, absolute error), written with TensorFlow alone.
+* :class:`KLAnnealing`: linear warm-up of the KL weight of variational layers.
 
 The global step is always ``model.optimizer.iterations`` (saved with the
 optimizer), so every log and checkpoint agrees on it across restarts.
@@ -29,6 +30,8 @@ import tensorflow as tf
 from d3tf.training import summaries
 
 STATE_FILE = "state.json"
+#: Training logs written as TensorBoard batch scalars (those present).
+BATCH_SCALARS = ("loss", "nll", "data_loss", "kl")
 _WEIGHTS_PATTERN = "ckpt-{step:09d}.weights.h5"
 
 
@@ -208,11 +211,59 @@ class ProgressLogger(keras.callbacks.Callback):
                  f"step {step}/{self.total_steps}", _format_logs(logs))
 
 
+class KLAnnealing(keras.callbacks.Callback):
+  """Linear warm-up of the KL term of every variational layer.
+
+  Before each training step the weight is set to ``final_weight *
+  min(1, global_step / warmup_steps)`` (the step counted from 0), so the
+  first steps fit the data almost without the prior's pull and the full KL
+  applies from step ``warmup_steps`` on. The weight is a function of the
+  global step alone, so a resumed run continues the same schedule. The weight
+  only scales the loss: predictions do not depend on it.
+
+  Args:
+    warmup_steps: Steps of the ramp (0: ``final_weight`` from the start).
+    final_weight: Weight after the ramp (1: the plain ELBO with the layers'
+      ``1 / num_train_examples`` scaling).
+  """
+
+  def __init__(self, warmup_steps: int, final_weight: float = 1.0):
+    super().__init__()
+    if isinstance(warmup_steps, bool) or int(warmup_steps) != warmup_steps or warmup_steps < 0:
+      raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    if not 0.0 <= float(final_weight) < float("inf"):
+      raise ValueError(f"final_weight must be >= 0 and finite, got {final_weight!r}")
+    self.warmup_steps = int(warmup_steps)
+    self.final_weight = float(final_weight)
+    self.weight = None
+
+  def weight_at(self, step: int) -> float:
+    """The KL weight used for the step ``step`` (0-based global step)."""
+    if self.warmup_steps == 0:
+      return self.final_weight
+    return self.final_weight * min(1.0, step / self.warmup_steps)
+
+  def _set(self) -> None:
+    from d3tf.models import set_kl_weight  # pylint: disable=g-import-not-at-top
+    weight = self.weight_at(_global_step(self.model))
+    if weight != self.weight:
+      set_kl_weight(self.model, weight)
+      self.weight = weight
+
+  def on_train_begin(self, logs=None):
+    self.weight = None
+    self._set()
+
+  def on_train_batch_begin(self, batch, logs=None):
+    self._set()
+
+
 class TensorBoardLogger(keras.callbacks.Callback):
   """Writes TensorBoard scalars and validation images under ``log_dir``.
 
-  ``log_dir/train``: ``batch_loss`` every N steps, ``epoch_<metric>`` and the
-  learning rate at each epoch end; ``log_dir/validation``: ``epoch_<metric>``
+  ``log_dir/train``: ``batch_loss`` every N steps (and ``batch_kl``,
+  ``batch_nll`` / ``batch_data_loss`` for a Bayesian model), ``epoch_<metric>``
+  at each epoch end; ``log_dir/validation``: ``epoch_<metric>``
   of the validation pass, and images of a fixed validation batch: ``input``,
   ``ground_truth`` and ``prediction`` (colour-mapped depth, 0 to
   ``max_depth_m``) and ``abs_error`` (0 to ``max_error_m``). The x axis is the
@@ -247,7 +298,9 @@ class TensorBoardLogger(keras.callbacks.Callback):
     step = _global_step(self.model)
     if self.log_every_steps and step % self.log_every_steps == 0 and logs and "loss" in logs:
       with self._writer("train").as_default():
-        summaries.write_scalar("batch_loss", logs["loss"], step)
+        for key in BATCH_SCALARS:
+          if key in logs and np.ndim(logs[key]) == 0:
+            summaries.write_scalar(f"batch_{key}", logs[key], step)
 
   def on_epoch_end(self, epoch, logs=None):
     step = _global_step(self.model)
@@ -268,7 +321,10 @@ class TensorBoardLogger(keras.callbacks.Callback):
 
   def _write_images(self, step: int) -> None:
     inputs, depth = self.image_batch
-    pred = keras.ops.convert_to_numpy(self.model(inputs, training=False))
+    pred = self.model(inputs, training=False)
+    if isinstance(pred, Mapping):  # A model with an aleatoric head.
+      pred = pred["depth"]
+    pred = keras.ops.convert_to_numpy(pred)
     depth = np.asarray(depth)
     error = np.where(depth > 0, np.abs(pred - depth), np.nan)
     summaries.write_images("input", np.asarray(inputs), step)

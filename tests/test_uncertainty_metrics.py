@@ -1,0 +1,110 @@
+"""Tests of d3tf.uncertainty_metrics on hand-made arrays."""
+
+import math
+
+import numpy as np
+import pytest
+
+from d3tf import uncertainty_metrics as um
+
+
+def _errors_case(seed=0, n=4000):
+  rng = np.random.default_rng(seed)
+  gt = rng.uniform(0.5, 9.5, n)
+  error = rng.normal(0.0, rng.uniform(0.05, 1.0, n))  # Heteroscedastic errors.
+  return gt, gt + error, np.abs(error)
+
+
+def test_oracle_has_zero_ause_and_spearman_one():
+  gt, pred, abs_error = _errors_case()
+  for metric in um.AUSE_METRICS:
+    curves = um.sparsification(gt, pred, abs_error, metric=metric)
+    np.testing.assert_array_equal(curves["curve"], curves["oracle"])
+    assert curves["ause"] == 0.0
+  assert um.spearman(gt, pred, abs_error) == pytest.approx(1.0)
+  # Any increasing function of the error ranks the pixels the same way.
+  assert um.ause(gt, pred, 3.0 * abs_error ** 2 + 0.1) == 0.0
+
+
+def test_random_ranking_has_positive_ause_and_no_correlation():
+  gt, pred, abs_error = _errors_case(seed=1)
+  rng = np.random.default_rng(2)
+  random_std = rng.uniform(0.1, 1.0, gt.size)
+  for metric in um.AUSE_METRICS:
+    curves = um.sparsification(gt, pred, random_std, metric=metric)
+    assert curves["ause"] > 0.05
+    # The oracle is never worse than any ranking; a random ranking keeps about the full error.
+    assert np.all(curves["oracle"] <= curves["curve"] + 1e-12)
+    assert curves["curve"][0] == pytest.approx(curves["oracle"][0])  # Nothing removed yet.
+  assert abs(um.spearman(gt, pred, random_std)) < 0.1
+  # A reversed ranking (most confident where the error is largest) is worse still.
+  assert um.ause(gt, pred, 1.0 / (abs_error + 1e-3)) > um.ause(gt, pred, random_std)
+  assert um.spearman(gt, pred, 1.0 / (abs_error + 1e-3)) == pytest.approx(-1.0)
+
+
+def test_sparsification_curve_by_hand():
+  gt = np.ones(4)
+  pred = gt + np.array([0.4, -0.1, 0.3, 0.2])
+  std = np.array([0.1, 0.4, 0.3, 0.2])  # Removes |e| 0.1 first, then 0.3, then 0.2.
+  curves = um.sparsification(gt, pred, std, fractions=[0.0, 0.25, 0.5, 0.75])
+  np.testing.assert_allclose(curves["curve"], [0.25, 0.3, 0.3, 0.4])
+  np.testing.assert_allclose(curves["oracle"], [0.25, 0.2, 0.15, 0.1])
+  expected_area = np.trapezoid([0.0, 0.1, 0.15, 0.3], [0.0, 0.25, 0.5, 0.75])
+  assert curves["ause"] == pytest.approx(expected_area)
+  rmse = um.sparsification(gt, pred, std, metric="rmse", fractions=[0.0, 0.75])
+  np.testing.assert_allclose(rmse["curve"], [math.sqrt(0.075), 0.4])
+
+
+def test_coverage_fractions_are_exact():
+  gt = np.full((2, 4), 2.0)
+  pred = gt + np.array([[0.5, -1.5, 2.5, 0.9], [-1.0, 2.0, 3.0, -0.1]])
+  std = np.ones((2, 4))
+  result = um.coverage(gt, pred, std)
+  # |e| <= 1: 0.5, 0.9, 1.0, 0.1 (4 of 8); <= 2: also 1.5, 2.0 (6 of 8).
+  assert result == {"within_1sigma": 0.5, "within_2sigma": 0.75}
+  mask = np.array([True, True, False, False])  # Broadcast over the rows.
+  assert um.coverage(gt, pred, std, mask) == {"within_1sigma": 0.5, "within_2sigma": 1.0}
+
+
+def test_nll_known_values():
+  gt = np.array([1.0, 2.0, 0.0, 20.0])  # The last two are invalid (0 and beyond 10 m).
+  pred = np.array([1.0, 3.0, 5.0, 5.0])
+  std = np.array([1.0, 2.0, 1.0, 1.0])
+  half_log_2pi = 0.5 * math.log(2 * math.pi)
+  first = half_log_2pi  # e = 0, std = 1.
+  second = half_log_2pi + math.log(2.0) + 1.0 / 8.0  # e = 1, std = 2.
+  assert um.gaussian_nll(gt, pred, std) == pytest.approx((first + second) / 2)
+  everything = um.uncertainty_metrics(gt, pred, std)
+  assert everything["n_pixels"] == 2 and everything["nll"] == pytest.approx((first + second) / 2)
+  assert everything["mean_std"] == pytest.approx(1.5)
+  assert set(um.UNCERTAINTY_METRIC_NAMES) <= set(everything)
+
+
+def test_accumulator_pools_and_averages_per_image():
+  gt, pred, abs_error = _errors_case(seed=3, n=2 * 32 * 32)
+  gt, pred = gt.reshape(2, 32, 32), pred.reshape(2, 32, 32)
+  std = np.random.default_rng(4).uniform(0.1, 1.0, gt.shape)
+  acc = um.UncertaintyAccumulator()
+  added = acc.update(gt[..., None], pred[..., None], std[..., None])
+  acc.update(np.zeros((32, 32)), pred[0], std[0])  # No valid pixel: not in the means.
+  assert len(added) == 2 and len(acc.per_image) == 3
+  result = acc.result()
+  pooled = um.uncertainty_metrics(gt, pred, std)
+  for name in um.POOLED_NAMES:
+    assert result["pixel_weighted"][name] == pytest.approx(pooled[name])
+  single = [um.uncertainty_metrics(gt[i], pred[i], std[i]) for i in range(2)]
+  for name in um.UNCERTAINTY_METRIC_NAMES:
+    assert result["per_image_mean"][name] == pytest.approx(np.mean([m[name] for m in single]))
+  assert result["per_image_mean"]["n_pixels"] == result["pixel_weighted"]["n_pixels"] == 2048
+  assert result["num_images"] == 3 and len(result["sparsification"]["curve"]) == 50
+
+
+def test_bad_inputs_are_named():
+  with pytest.raises(ValueError, match=r"one shape.*\(3,\).*\(2,\)"):
+    um.ause(np.ones(3), np.ones(2), np.ones(3))
+  with pytest.raises(ValueError, match="metric.*'mae'"):
+    um.ause(np.ones(3), np.ones(3), np.ones(3), metric="mae")
+  with pytest.raises(ValueError, match=r"fractions.*\[0.5, 0.2\]"):
+    um.sparsification(np.ones(3), np.ones(3), np.ones(3), fractions=[0.5, 0.2])
+  assert math.isnan(um.ause(np.zeros(3), np.ones(3), np.ones(3)))  # No valid pixel.
+  assert math.isnan(um.spearman(np.ones(3), np.ones(3) * 2, np.ones(3)))  # Constant std.
