@@ -25,6 +25,11 @@ ground truth is finite and in ``(0, max_depth_m]`` (as
                      Poggi et al., CVPR 2020; not normalised). Error metric:
                      ``"abs"`` (mean ``|e|``, metres; the default) or
                      ``"rmse"``. 0 for a perfect ranking, larger is worse
+``ause_random``      the AUSE a random ranking gets in expectation: the area
+                     between the flat curve at the error of all pixels (what
+                     removing random pixels leaves, on average) and the oracle
+                     curve. ``ause / ause_random`` < 1 says how much better
+                     than chance the uncertainty ranks the errors
 ``spearman``         Spearman rank correlation between ``std`` and ``|e|``
                      (1: the uncertainty orders the errors perfectly)
 ``within_1sigma``    fraction of pixels with ``|e| <= std``
@@ -55,7 +60,7 @@ AUSE_METRICS = ("abs", "rmse")
 #: Default fractions of pixels removed: 0, 0.02, ..., 0.98.
 DEFAULT_FRACTIONS = tuple(np.round(np.arange(50) * 0.02, 2))
 #: The metrics of :func:`uncertainty_metrics`, in table order.
-UNCERTAINTY_METRIC_NAMES = ("nll", "ause", "spearman", "within_1sigma", "within_2sigma",
+UNCERTAINTY_METRIC_NAMES = ("nll", "ause", "ause_random", "spearman", "within_1sigma", "within_2sigma",
                             "mean_std")
 #: Those that :class:`UncertaintyAccumulator` also pools over all pixels.
 POOLED_NAMES = ("nll", "within_1sigma", "within_2sigma", "mean_std")
@@ -124,12 +129,16 @@ def _sparsification(e: np.ndarray, s: np.ndarray, metric: str, fractions: np.nda
                     ) -> dict[str, Any]:
   if e.size == 0:
     nan = np.full(fractions.size, np.nan)
-    return {"fractions": fractions, "curve": nan, "oracle": nan.copy(), "ause": math.nan}
+    return {"fractions": fractions, "curve": nan, "oracle": nan.copy(), "ause": math.nan,
+            "ause_random": math.nan}
   # Keep the lowest std (resp. lowest |e|) first: removing a fraction drops the tail.
   curve = _curve(e, np.argsort(s, kind="stable"), fractions, metric)
   oracle = _curve(e, np.argsort(np.abs(e), kind="stable"), fractions, metric)
   area = float(np.trapezoid(curve - oracle, fractions))
-  return {"fractions": fractions, "curve": curve, "oracle": oracle, "ause": area}
+  # A random ranking leaves, on average, the error of all pixels at every fraction.
+  random_area = float(np.trapezoid(curve[0] - oracle, fractions))
+  return {"fractions": fractions, "curve": curve, "oracle": oracle, "ause": area,
+          "ause_random": random_area}
 
 
 def _check_metric(metric: str) -> str:
@@ -153,8 +162,9 @@ def sparsification(gt, pred, std, mask=None, *, metric: str = "abs",
     max_depth_m: Ground truth above it is not scored.
 
   Returns:
-    ``{"fractions": [F], "curve": [F], "oracle": [F], "ause": float}``;
-    curves are NaN and AUSE NaN without a valid pixel.
+    ``{"fractions": [F], "curve": [F], "oracle": [F], "ause": float,
+    "ause_random": float}`` (the expected AUSE of a random ranking); curves
+    and areas are NaN without a valid pixel.
   """
   g, p, s = valid_pixels(gt, pred, std, mask, max_depth_m)
   return _sparsification(p - g, s, _check_metric(metric), _check_fractions(fractions))
@@ -233,7 +243,7 @@ def _all(e: np.ndarray, s: np.ndarray, metric: str, fractions: np.ndarray, min_s
          ) -> tuple[dict[str, Any], dict[str, Any]]:
   curves = _sparsification(e, s, metric, fractions)
   result = {"nll": float(np.mean(_nll(e, s, min_std))) if e.size else math.nan,
-            "ause": curves["ause"], "spearman": _spearman(e, s), **_coverage(e, s),
+            "ause": curves["ause"], "ause_random": curves["ause_random"], "spearman": _spearman(e, s), **_coverage(e, s),
             "mean_std": float(np.mean(s)) if s.size else math.nan, "n_pixels": int(e.size)}
   return result, curves
 

@@ -51,8 +51,19 @@ def test_sparsification_curve_by_hand():
   np.testing.assert_allclose(curves["oracle"], [0.25, 0.2, 0.15, 0.1])
   expected_area = np.trapezoid([0.0, 0.1, 0.15, 0.3], [0.0, 0.25, 0.5, 0.75])
   assert curves["ause"] == pytest.approx(expected_area)
+  # A random ranking keeps the mean error 0.25 at every fraction, on average.
+  random_area = np.trapezoid([0.0, 0.05, 0.1, 0.15], [0.0, 0.25, 0.5, 0.75])
+  assert curves["ause_random"] == pytest.approx(random_area)
   rmse = um.sparsification(gt, pred, std, metric="rmse", fractions=[0.0, 0.75])
   np.testing.assert_allclose(rmse["curve"], [math.sqrt(0.075), 0.4])
+
+
+def test_ause_random_matches_shuffled_rankings():
+  gt, pred, _ = _errors_case(seed=3)
+  rng = np.random.default_rng(4)
+  shuffled = [um.ause(gt, pred, rng.permutation(gt.size).astype(float)) for _ in range(20)]
+  expected = um.sparsification(gt, pred, np.ones(gt.size))["ause_random"]
+  assert np.mean(shuffled) == pytest.approx(expected, rel=0.05)
 
 
 def test_coverage_fractions_are_exact():
