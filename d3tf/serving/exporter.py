@@ -32,7 +32,8 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+import warnings
 
 from absl import logging
 import numpy as np
@@ -431,7 +432,7 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       converter.target_spec.supported_types = [tf.float16]
     if quantize != "int8":
-      flatbuffer = converter.convert()
+      flatbuffer = _convert(converter.convert)
     else:
       size = input_size or DEFAULT_CALIBRATION_SIZE
       images = calibration_images(metadata, size, calibration_examples)
@@ -447,15 +448,20 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                              tf.lite.OpsSet.TFLITE_BUILTINS]
       if set(serving.output_names) == {protocol.DEPTH}:
-        flatbuffer = converter.convert()
+        flatbuffer = _convert(converter.convert)
       else:
         # Keep the statistics in float: quantised, a std of millimetres
         # collapses, and TFLite's int8 SQUARED_DIFFERENCE aborts on a zero range.
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=representative,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_ops=list(_FLOAT_STATISTICS_OPS)))
-        flatbuffer = debugger.get_nondebug_quantized_model()
+        def convert_selectively():
+          with warnings.catch_warnings():  # The debugger uses the deprecated tf.lite.Interpreter.
+            warnings.simplefilter("ignore", UserWarning)
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=representative,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                    denylisted_ops=list(_FLOAT_STATISTICS_OPS)))
+            return debugger.get_nondebug_quantized_model()
+
+        flatbuffer = _convert(convert_selectively)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   ops = tflite_ops(flatbuffer)
@@ -464,6 +470,17 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
     raise ValueError(f"TFLite conversion needs non-builtin ops {foreign}; d3tf exports builtin "
                      "ops only")
   return flatbuffer, ops
+
+
+def _convert(convert: Callable[[], bytes]) -> bytes:
+  """Runs a TFLite conversion; a failure becomes a ValueError with the converter's reason."""
+  try:
+    return convert()
+  except Exception as e:  # pylint: disable=broad-except  # ConverterError and friends.
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reasons = [line for line in lines if "TF Select ops" in line or "neither a custom op" in line]
+    raise ValueError("TFLite conversion with builtin ops only failed: "
+                     + " | ".join((reasons or lines)[:4])[:1500]) from None
 
 
 def tflite_ops(flatbuffer: bytes) -> list[str]:
@@ -577,13 +594,16 @@ def export_model(model_path: str | os.PathLike, name: str, *, export_dir: str = 
   if fmt == "saved_model" and (quantize != "float32" or input_size is not None):
     raise ValueError(f"quantize ({quantize!r}) and input size ({input_size!r}) apply to TFLite "
                      "exports only; a SavedModel keeps float32 and takes any size")
+  base = os.path.join(os.fspath(export_dir), name)
+  target_base = base if fmt == "saved_model" else os.path.join(base, TFLITE_SUBDIR)
+  if version is not None:
+    _version_dir(target_base, version, name)  # Refuses an existing version before any work.
   model, path = inference.load_model(model_path, checkpoint)
   metadata = inference.read_metadata(path)
   logging.info("Exporting %s: %s", path, inference.describe_metadata(metadata))
-  base = os.path.join(os.fspath(export_dir), name)
   if fmt == "saved_model":
     return export_saved_model(model, metadata, base, version=version, samples=samples,
                               source=os.path.abspath(path))
-  return export_tflite(model, metadata, os.path.join(base, TFLITE_SUBDIR), version=version,
+  return export_tflite(model, metadata, target_base, version=version,
                        samples=samples, quantize=quantize, input_size=input_size,
                        calibration_examples=calibration_examples, source=os.path.abspath(path))

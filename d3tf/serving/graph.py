@@ -161,7 +161,16 @@ class ServingGraph:
 
   # ------------------------------------------------------------ the graph
   def depth_outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Depth (and uncertainty) for uint8 images ``[B, H, W, 3]``, without input checks."""
+    """Depth (and uncertainty) for uint8 images ``[B, H, W, 3]``, without input checks.
+
+    Traced without the global seed: a seed set by ``tf.random.set_seed`` (or
+    ``keras.utils.set_random_seed``) before the export would otherwise fix the
+    random ops' seeds, and every call (every restart of a server) would draw
+    the same dropout masks. Unseeded, the random kernels seed themselves from
+    the system.
+    """
+    if not tf.executing_eagerly():
+      tf.compat.v1.get_default_graph().seed = None
     shape = tf.shape(images)
     height, width = shape[1], shape[2]
     pad_h = tf.math.floormod(-height, SIZE_MULTIPLE)
@@ -172,7 +181,10 @@ class ServingGraph:
     x = tf.gather(x, reflect_indices(width, left, pad_w - left), axis=2)
     samples = self.samples
     if samples > 1:
-      x = tf.repeat(x, samples, axis=0)  # Image-major: the T copies of image 0 first.
+      # Image-major: the T copies of image 0 first. Not tf.repeat: its reshape forgets the
+      # channel count, and TFLite lowers convolutions only with known input channels.
+      x = tf.tile(x[:, None], [1, samples, 1, 1, 1])
+      x = tf.reshape(x, tf.stack([-1, height + pad_h, width + pad_w, 3]))
     depth, log_scale = split_depth_output(self.model(x, training=False))
     depth = depth[:, top:top + height, left:left + width]
     if log_scale is not None:
