@@ -30,6 +30,7 @@ from d3tf.serving import protocol
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _MC_SAMPLES = 32
+_NO_LITERT = "ai-edge-litert (the LiteRT interpreter) is not installed: pip install -e '.[test]'"
 
 
 def _env():
@@ -236,6 +237,7 @@ def _tflite(flatbuffer, tmp_path, name, meta, info):
 
 
 def test_tflite_float32_matches_the_saved_model(loaded, deterministic_export, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   model, meta = loaded
   images = _images(2, 50, 70, seed=5)
   reference = _serve(deterministic_export, images)["depth"]
@@ -259,6 +261,7 @@ def test_tflite_float32_matches_the_saved_model(loaded, deterministic_export, tm
 
 
 def test_tflite_float16_and_int8_stay_close(loaded, deterministic_export, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   model, meta = loaded
   images = _images(2, 64, 64, seed=7)
   reference = _serve(deterministic_export, images)["depth"]
@@ -275,6 +278,7 @@ def test_tflite_float16_and_int8_stay_close(loaded, deterministic_export, tmp_pa
 
 
 def test_tflite_mc_dropout_samples_with_builtin_random_uniform(loaded, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   model, meta = loaded
   images = _images(1, 32, 32, seed=8)
   for quantize in ("float32", "int8"):
@@ -302,6 +306,7 @@ def _aleatoric_model():
 
 
 def test_aleatoric_head_gives_epistemic_aleatoric_and_total_std(tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   keras.utils.set_random_seed(1)
   model = _aleatoric_model()
   meta = {"input": "sharp", "camera": None, "likelihood": "laplace"}
