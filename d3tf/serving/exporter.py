@@ -219,7 +219,8 @@ def describe_export(ref: ExportRef, meta: Mapping[str, Any]) -> str:
   """Human-readable lines about an export: camera, training data, versions, interface."""
   info = meta.get("export") or {}
   kind = {"saved_model": "SavedModel", "tflite": "TFLite"}[ref.kind]
-  lines = [f"Export: {ref.path} ({kind}, version {ref.version if ref.version is not None else '-'})",
+  version = ref.version if ref.version is not None else "-"
+  lines = [f"Export: {ref.path} ({kind}, version {version})",
            f"Input: {inference.describe_metadata(meta)}",
            f"Camera: {_camera_text(meta.get('camera'))}"]
   if meta.get("camera"):
@@ -486,8 +487,8 @@ def _convert(convert: Callable[[], bytes]) -> bytes:
 def tflite_ops(flatbuffer: bytes) -> list[str]:
   """Sorted names of the ops in a TFLite flatbuffer (as the LiteRT interpreter lists them)."""
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
-  interpreter = Interpreter(model_content=flatbuffer)
-  return sorted({op["op_name"] for op in interpreter._get_ops_details()})  # pylint: disable=protected-access
+  details = Interpreter(model_content=flatbuffer)._get_ops_details()  # pylint: disable=protected-access
+  return sorted({op["op_name"] for op in details})
 
 
 def export_tflite(model, metadata: Mapping[str, Any] | None, base_dir: str | os.PathLike, *,
