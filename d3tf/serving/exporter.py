@@ -454,13 +454,11 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
         # Keep the statistics in float: quantised, a std of millimetres
         # collapses, and TFLite's int8 SQUARED_DIFFERENCE aborts on a zero range.
         def convert_selectively():
-          with warnings.catch_warnings():  # The debugger uses the deprecated tf.lite.Interpreter.
-            warnings.simplefilter("ignore", UserWarning)
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=representative,
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_ops=list(_FLOAT_STATISTICS_OPS)))
-            return debugger.get_nondebug_quantized_model()
+          debugger = tf.lite.experimental.QuantizationDebugger(
+              converter=converter, debug_dataset=representative,
+              debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                  denylisted_ops=list(_FLOAT_STATISTICS_OPS)))
+          return debugger.get_nondebug_quantized_model()
 
         flatbuffer = _convert(convert_selectively)
   finally:
@@ -476,7 +474,11 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
 def _convert(convert: Callable[[], bytes]) -> bytes:
   """Runs a TFLite conversion; a failure becomes a ValueError with the converter's reason."""
   try:
-    return convert()
+    with warnings.catch_warnings():
+      # int8 calibration runs TF's own (deprecated) tf.lite.Interpreter, which warns so.
+      warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated",
+                              category=UserWarning)
+      return convert()
   except Exception as e:  # pylint: disable=broad-except  # ConverterError and friends.
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     reasons = [line for line in lines if "TF Select ops" in line or "neither a custom op" in line]
