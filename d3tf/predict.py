@@ -8,14 +8,14 @@ or a glob pattern (quote it). For each photo ``NAME`` it writes, into
   (``round(depth_m * 1000)``, clipped to 0-65535);
 * ``NAME_depth.npy``: depth as float32 metres, ``[H, W]``;
 * ``NAME_depth_color.png``: colour-mapped depth with a colour bar in metres;
-* with ``--samples`` T > 1 (Monte-Carlo dropout), or from an export that
-  draws samples: the mean depth above, plus ``NAME_depth_std.npy`` (float32
-  metres) and ``NAME_depth_std_color.png``.
+* with ``--samples`` T > 1 (Monte-Carlo dropout): the mean depth above, plus
+  ``NAME_depth_std.npy`` (float32 metres) and ``NAME_depth_std_color.png``.
 
 ``--model`` may also be an export of ``python -m d3tf.export``: a SavedModel
 (version folder, or the model's export folder for its latest version) or a
 ``.tflite`` file (a fixed-size TFLite model needs photos of its input size).
-The export's camera, training data and d3tf versions are logged.
+The export's camera, training data and d3tf versions are logged; it draws the
+number of Monte-Carlo samples fixed at export (``--samples`` 1 or that number).
 
 Images of any size work: they are padded (reflect) to a multiple of 32 and
 the prediction is cropped back.
@@ -59,10 +59,9 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", ["auto", "final", "best"],
 _INPUT = flags.DEFINE_string("input", None, "An image file, a folder of images, or a glob "
                              "pattern (quoted) of images.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Folder for the depth files.")
-_SAMPLES = flags.DEFINE_integer("samples", None, "Monte-Carlo dropout samples: 1 for a single "
-                                "deterministic pass; T > 1 also writes the uncertainty (std). "
-                                "Default: 1 for a Keras model; an export draws the number of "
-                                "samples fixed when it was exported.", lower_bound=1)
+_SAMPLES = flags.DEFINE_integer("samples", 1, "Monte-Carlo dropout samples: 1 for a single "
+                                "deterministic pass; T > 1 also writes the uncertainty (std).",
+                                lower_bound=1)
 _CAMERA = flags.DEFINE_enum(
     "camera", None, ["nyu", "dslr", "none"],
     "The camera that took your photos, to check against the model's: 'nyu' or 'dslr' presets "
@@ -226,8 +225,7 @@ def main(argv):
   os.makedirs(out, exist_ok=True)
   for path, name in zip(paths, _output_names(paths)):
     image = common.read_image(path)
-    result = (predictor.predict(image) if _SAMPLES.value is None else
-              predictor.predict(image, samples=_SAMPLES.value))
+    result = predictor.predict(image, samples=_SAMPLES.value)
     depth = result["depth"][0]
     np.save(os.path.join(out, f"{name}_depth.npy"), depth.astype(np.float32))
     _save_png(os.path.join(out, f"{name}_depth_mm.png"),

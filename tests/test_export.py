@@ -178,9 +178,11 @@ def test_samples_need_stochastic_layers_and_default_to_20(loaded, exports):
   assert exporter.resolve_samples(model, meta, None) == exporter.DEFAULT_STOCHASTIC_SAMPLES
   plain = build_d3net(D3NetConfig.tiny(dropout_blocks=0))
   assert exporter.resolve_samples(plain, meta, None) == 1
-  with pytest.raises(ValueError, match="samples=4 needs Monte-Carlo dropout"):
+  with pytest.raises(ValueError, match="samples=4 needs Monte-Carlo sampling"):
     exporter.export_saved_model(plain, meta, exports / "plain", samples=4)
   assert exporter.resolve_samples(plain, dict(meta, bayesian=True), 4) == 4
+  variational = dict(meta, model_config=dict(meta["model_config"], variational_blocks=[5]))
+  assert exporter.resolve_samples(plain, variational, None) == exporter.DEFAULT_STOCHASTIC_SAMPLES
   assert not (exports / "plain").exists() or not exporter.list_versions(exports / "plain")
 
 
@@ -314,19 +316,58 @@ def test_aleatoric_head_gives_epistemic_aleatoric_and_total_std(tmp_path):
   expected_log_scale = model(images / 255.0)["log_scale"].numpy()[..., 0]
   factor = graph.aleatoric_std_factor(meta)
   assert factor == pytest.approx(np.sqrt(2.0))
+  assert graph.aleatoric_std_factor({"model_config": {"aleatoric": "laplace"}}) == factor
+  assert graph.aleatoric_std_factor({"model_config": {"aleatoric": "gaussian"}}) == 1.0
   for samples in (1, 6):
     serving = graph.ServingGraph(model, samples, aleatoric_factor=factor)
     out = {k: v.numpy() for k, v in serving.tflite_signature(None)(images=images).items()}
-    assert list(out) == ["depth", "depth_std", "epistemic_std", "aleatoric_std"]
     np.testing.assert_allclose(out["aleatoric_std"], factor * np.exp(expected_log_scale),
                                rtol=1e-5)
-    np.testing.assert_allclose(out["depth_std"] ** 2, out["epistemic_std"] ** 2 +
-                               out["aleatoric_std"] ** 2, rtol=1e-4)
-    assert (out["epistemic_std"].mean() > 0) == (samples > 1)
+    if samples == 1:  # As the Predictor: no epistemic part from one pass.
+      assert list(out) == ["depth", "depth_std", "aleatoric_std"]
+      np.testing.assert_array_equal(out["depth_std"], out["aleatoric_std"])
+    else:
+      assert list(out) == ["depth", "depth_std", "epistemic_std", "aleatoric_std"]
+      assert out["epistemic_std"].mean() > 0
+      np.testing.assert_allclose(out["depth_std"] ** 2, out["epistemic_std"] ** 2 +
+                                 out["aleatoric_std"] ** 2, rtol=1e-4)
   path = exporter.export_saved_model(model, meta, tmp_path / "alea", samples=4)
   assert exporter.read_export(path)[1]["export"]["outputs"] == list(protocol.OUTPUTS)
   flatbuffer, ops = exporter.convert_to_tflite(model, meta, 4)
   assert "EXP" in ops and "RANDOM_UNIFORM" in ops
+
+
+class _SharedDraw(keras.layers.Layer):
+  """Test double of a reparameterisation layer: one random draw per call, shared by the batch."""
+
+  shares_sample_in_batch = True
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.mc_enabled = False
+
+  def call(self, inputs):
+    return inputs + tf.random.normal([]) if self.mc_enabled else inputs
+
+
+def test_layers_sharing_a_draw_across_the_batch_are_sampled_in_separate_passes():
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+  keras.utils.set_random_seed(2)
+  model = keras.Sequential([keras.Input((None, None, 3)),
+                            keras.layers.Conv2D(1, 3, padding="same"), _SharedDraw()])
+  assert graph.stochastic_kind(model) == "variational"
+  images = _images(2, 32, 32, seed=10)
+  serving = graph.ServingGraph(model, 8)
+  assert serving.separate_passes
+  out = serving.tflite_signature(None)(images=images)
+  std = out["depth_std"].numpy()
+  # One N(0, 1) shift per pass: every pixel of both images has the same 8 samples.
+  assert std.min() > 0.2 and np.ptp(std) < 1e-4
+  serving.separate_passes = False  # One batched pass: all 8 copies share a single draw.
+  np.testing.assert_allclose(serving.tflite_signature(None)(images=images)["depth_std"], 0,
+                             atol=1e-6)
+  flatbuffer, ops = exporter.convert_to_tflite(model, None, 8)
+  assert "RANDOM_STANDARD_NORMAL" in ops, ops
 
 
 # --------------------------------------------------------------------- CLI

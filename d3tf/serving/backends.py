@@ -9,7 +9,7 @@ and the attributes ``metadata``, ``camera``, ``input_kind`` and ``path``
 
 An export draws a fixed number of Monte-Carlo samples T (chosen at export);
 ``predict`` accepts ``samples=None`` or T, and ``samples=1`` (the default of
-d3tf's CLIs) gives the export's own output with a warning when T > 1.
+d3tf's CLIs) gives the export's own output (logged when T > 1).
 """
 
 from __future__ import annotations
@@ -66,10 +66,10 @@ class _ExportPredictor:
       return
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
       raise ValueError(f"samples must be an integer >= 1 or None, got {samples!r}")
-    if samples == 1:
+    if samples == 1:  # The default of d3tf's CLIs: take the export as it is.
       if not self._warned_samples:
-        logging.warning("%s draws %d Monte-Carlo samples per prediction (fixed at export); "
-                        "samples=1 returns that output", self.path, self.samples)
+        logging.info("%s draws %d Monte-Carlo samples per prediction (fixed at export); "
+                     "samples=1 gives that output", self.path, self.samples)
         self._warned_samples = True
       return
     raise ValueError(f"{self.path} was exported with {self.samples} Monte-Carlo sample(s) per "
@@ -90,8 +90,8 @@ class _ExportPredictor:
     Args:
       images: uint8 (0-255) or float (0-1, rounded to 8 bits: exports take
         uint8) RGB, ``[B, H, W, 3]`` or one ``[H, W, 3]`` image.
-      samples: None or the export's number of samples (1 is accepted too,
-        with a warning, when the export draws more).
+      samples: None or the export's number of samples (1 is accepted too
+        when the export draws more: it gives the export's output).
 
     Returns:
       ``{"depth": float32 [B, H, W] metres}`` plus the export's uncertainty

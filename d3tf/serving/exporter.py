@@ -248,21 +248,17 @@ def describe_export(ref: ExportRef, meta: Mapping[str, Any]) -> str:
 
 # -------------------------------------------------------------- the model
 def stochastic_kind(model, metadata: Mapping[str, Any] | None) -> str | None:
-  """``"mc_dropout"``, ``"bayesian"`` or None: where a model's randomness comes from."""
+  """Where a model's randomness comes from (see :func:`d3tf.serving.graph.stochastic_kind`)."""
   from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
-  if graph.is_bayesian(metadata):
-    return "bayesian"
-  if graph.count_mc_dropout(model):
-    return "mc_dropout"
-  return None
+  return graph.stochastic_kind(model, metadata)
 
 
 def resolve_samples(model, metadata: Mapping[str, Any] | None, samples: int | None) -> int:
   """The number of samples to export: ``samples``, or the default for the model.
 
   Raises:
-    ValueError: ``samples < 1``, or ``samples > 1`` for a model with neither
-      MC dropout nor Bayesian metadata.
+    ValueError: ``samples < 1``, or ``samples > 1`` for a model without
+      sampling layers (MC dropout, variational) or Bayesian metadata.
   """
   kind = stochastic_kind(model, metadata)
   if samples is None:
@@ -270,16 +266,16 @@ def resolve_samples(model, metadata: Mapping[str, Any] | None, samples: int | No
   if isinstance(samples, bool) or int(samples) != samples or samples < 1:
     raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
   if samples > 1 and kind is None:
-    raise ValueError(f"samples={samples} needs Monte-Carlo dropout or a Bayesian model, but model "
-                     f"{getattr(model, 'name', '')!r} has no MCDropout layer and its metadata "
-                     "does not say it is Bayesian; export with samples=1")
+    raise ValueError(f"samples={samples} needs Monte-Carlo sampling, but model "
+                     f"{getattr(model, 'name', '')!r} has no MCDropout or variational layer and "
+                     "its metadata does not say it is Bayesian; export with samples=1")
   return int(samples)
 
 
 def _serving_graph(model, metadata, samples: int):
   from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
   return graph.ServingGraph(model, samples,
-                            aleatoric_factor=graph.aleatoric_std_factor(metadata))
+                            aleatoric_factor=graph.aleatoric_std_factor(metadata, model))
 
 
 def _output_spec(names) -> list[str]:
@@ -298,7 +294,7 @@ def export_saved_model(model, metadata: Mapping[str, Any] | None, base_dir: str 
     base_dir: The model's base folder (``savedmodels/NAME``).
     version: Version to write (must not exist); default the next one.
     samples: Monte-Carlo samples T per prediction; default 20 for a model with
-      MC dropout or Bayesian metadata, else 1.
+      sampling layers (MC dropout, variational) or Bayesian metadata, else 1.
     source: Where the model came from (recorded in the metadata).
 
   Returns:

@@ -12,19 +12,25 @@ depth as the Keras model:
   for pads larger than the image: implemented as a ``tf.gather`` of reflected
   indices, a TFLite builtin, where ``tf.pad(mode="REFLECT")`` would need pads
   smaller than the image;
-* Monte-Carlo sampling with a fixed number of samples T, drawn in one batched
-  pass (each image repeated T times, dropout on), then the samples' mean and
-  standard deviation; the random draws are the stateful ``tf.random`` ops of
-  :class:`d3tf.models.MCDropout` (``RandomUniform``, a TFLite builtin);
+* Monte-Carlo sampling with a fixed number of samples T: the model's
+  sampling layers (MC dropout, variational convolutions: every layer with an
+  ``mc_enabled`` switch) are on while the graph is traced, the T samples of
+  every image are drawn in one batched pass (each image repeated T times),
+  or in T passes for layers that share one random draw across a batch
+  (``shares_sample_in_batch``, e.g. reparameterisation), and the result is
+  the samples' mean and standard deviation. The random draws are stateful
+  ``tf.random`` ops (``RandomUniform``, ``RandomStandardNormal``: TFLite
+  builtins);
 * crop back to the input size.
 
 Models with an aleatoric head return a dict ``{"depth": [N, H, W, 1],
 "log_scale": [N, H, W, 1]}``, ``log_scale`` being the log of the
 likelihood's scale (the Gaussian's sigma, or the Laplace distribution's b, whose
 standard deviation is ``sqrt(2) b``). For such a model the outputs are
-``depth`` (the samples' mean), ``epistemic_std`` (the samples' standard
-deviation; 0 with T = 1), ``aleatoric_std`` (the root mean predicted
-variance) and ``depth_std`` (the total: ``sqrt(epistemic^2 + aleatoric^2)``).
+``depth`` (the samples' mean), ``aleatoric_std`` (the root mean predicted
+variance), ``epistemic_std`` (the samples' standard deviation; with T > 1
+only) and ``depth_std`` (the total: ``sqrt(epistemic^2 + aleatoric^2)``), as
+:class:`d3tf.inference.Predictor` returns them.
 """
 
 from __future__ import annotations
@@ -34,8 +40,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
 
-from d3tf.models.layers import MCDropout
-from d3tf.models.layers import set_mc_dropout
+from d3tf import models
 from d3tf.serving import protocol
 
 #: Input height and width are padded to a multiple of this.
@@ -46,37 +51,75 @@ LOG_SCALE_KEY = "log_scale"
 _LIKELIHOOD_KEYS = ("likelihood", "aleatoric", "loss")
 
 
-def count_mc_dropout(model) -> int:
-  """The number of :class:`d3tf.models.MCDropout` layers in a model (nested ones too)."""
+def sampling_layers(model) -> list:
+  """The layers of a model that can sample at prediction time (nested models too).
+
+  Every layer with an ``mc_enabled`` switch: :class:`d3tf.models.MCDropout`
+  and the variational convolutions.
+  """
 
   def walk(layer):
     for sub_layer in getattr(layer, "layers", None) or []:
       yield sub_layer
       yield from walk(sub_layer)
 
-  return sum(isinstance(layer, MCDropout) for layer in walk(model))
+  return [layer for layer in walk(model) if hasattr(layer, "mc_enabled")]
+
+
+def set_sampling(model, enabled: bool) -> int:
+  """Switches every sampling layer of a model on or off; returns how many there are."""
+  switch = getattr(models, "set_mc_sampling", None) or models.set_mc_dropout
+  switch(model, enabled)  # Also drops the model's cached predict functions.
+  layers = sampling_layers(model)
+  for layer in layers:  # Layers that the switch above does not know.
+    layer.mc_enabled = bool(enabled)
+  return len(layers)
+
+
+def stochastic_kind(model, metadata: Mapping[str, Any] | None = None) -> str | None:
+  """Where a model's randomness comes from, or None for a deterministic model.
+
+  ``"mc_dropout"``, ``"variational"`` or ``"mc_dropout+variational"`` from its
+  sampling layers; else ``"bayesian"`` when the metadata says so
+  (:func:`is_bayesian`).
+  """
+  layers = sampling_layers(model)
+  kinds = []
+  if any(isinstance(layer, models.MCDropout) for layer in layers):
+    kinds.append("mc_dropout")
+  if any(not isinstance(layer, models.MCDropout) for layer in layers):
+    kinds.append("variational")
+  if kinds:
+    return "+".join(kinds)
+  return "bayesian" if is_bayesian(metadata) else None
 
 
 def is_bayesian(metadata: Mapping[str, Any] | None) -> bool:
   """Whether the metadata says that the model has variational (Bayesian) layers.
 
   True when ``metadata["bayesian"]`` is true, or when the metadata's
-  ``model_config`` has a true ``bayesian`` or ``variational`` entry.
+  ``model_config`` has variational blocks (``variational_blocks``) or a true
+  ``bayesian`` / ``variational`` entry.
   """
   meta = metadata or {}
   config = meta.get("model_config") or {}
-  return bool(meta.get("bayesian") or config.get("bayesian") or config.get("variational"))
+  return bool(meta.get("bayesian") or config.get("variational_blocks") or
+              config.get("bayesian") or config.get("variational"))
 
 
-def aleatoric_std_factor(metadata: Mapping[str, Any] | None) -> float:
+def aleatoric_std_factor(metadata: Mapping[str, Any] | None, model=None) -> float:
   """Standard deviation per unit of scale of the aleatoric likelihood.
 
-  ``sqrt(2)`` when the metadata's ``likelihood``, ``aleatoric`` or ``loss``
-  names a Laplace distribution (its std is ``sqrt(2) b``), else 1 (a
-  Gaussian, whose scale is its std).
+  ``sqrt(2)`` for a Laplace likelihood (its std is ``sqrt(2) b``), named by
+  the model's config (``D3NetConfig.aleatoric``), the metadata's
+  ``model_config["aleatoric"]``, or its ``likelihood``, ``aleatoric`` or
+  ``loss`` entry; else 1 (a Gaussian, whose scale is its std).
   """
-  for key in _LIKELIHOOD_KEYS:
-    value = (metadata or {}).get(key)
+  meta = metadata or {}
+  names = [getattr(getattr(model, "d3net_config", None), "aleatoric", None),
+           (meta.get("model_config") or {}).get("aleatoric")]
+  names += [meta.get(key) for key in _LIKELIHOOD_KEYS]
+  for value in names:
     if isinstance(value, str) and "laplace" in value.lower():
       return math.sqrt(2.0)
   return 1.0
@@ -143,12 +186,14 @@ class ServingGraph:
       (H, W multiples of 32) to depth ``[N, H, W, 1]`` in metres, or to a dict
       with ``"depth"`` and optionally ``"log_scale"``.
     samples: Monte-Carlo samples T drawn per image (>= 1). T > 1 turns the
-      model's MC dropout on while the functions are traced.
+      model's sampling layers on while the functions are traced.
     aleatoric_factor: Standard deviation per unit of ``exp(log_scale)`` (see
       :func:`aleatoric_std_factor`).
 
   Attributes:
     output_names: The output names (known after tracing).
+    separate_passes: Whether the T samples are drawn in T passes (a layer
+      shares one random draw across a batch) rather than one batched pass.
   """
 
   def __init__(self, model, samples: int = 1, *, aleatoric_factor: float = 1.0):
@@ -158,6 +203,9 @@ class ServingGraph:
     self.samples = int(samples)
     self.aleatoric_factor = float(aleatoric_factor)
     self.output_names: tuple[str, ...] = ()
+    # Layers that draw one sample per call for the whole batch need one pass per sample.
+    self.separate_passes = any(getattr(layer, "shares_sample_in_batch", False)
+                               for layer in sampling_layers(model))
 
   # ------------------------------------------------------------ the graph
   def depth_outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -180,33 +228,38 @@ class ServingGraph:
     x = tf.gather(x, reflect_indices(height, top, pad_h - top), axis=1)
     x = tf.gather(x, reflect_indices(width, left, pad_w - left), axis=2)
     samples = self.samples
-    if samples > 1:
-      # Image-major: the T copies of image 0 first. Not tf.repeat: its reshape forgets the
-      # channel count, and TFLite lowers convolutions only with known input channels.
-      x = tf.tile(x[:, None], [1, samples, 1, 1, 1])
-      x = tf.reshape(x, tf.stack([-1, height + pad_h, width + pad_w, 3]))
-    depth, log_scale = split_depth_output(self.model(x, training=False))
-    depth = depth[:, top:top + height, left:left + width]
+    if samples > 1 and self.separate_passes:
+      passes = [split_depth_output(self.model(x, training=False)) for _ in range(samples)]
+      depth = tf.stack([d for d, _ in passes], axis=1)  # [B, T, Hp, Wp]
+      log_scale = None if passes[0][1] is None else tf.stack([s for _, s in passes], axis=1)
+    else:
+      if samples > 1:
+        # Image-major: the T copies of image 0 first. Not tf.repeat: its reshape forgets the
+        # channel count, and TFLite lowers convolutions only with known input channels.
+        x = tf.tile(x[:, None], [1, samples, 1, 1, 1])
+        x = tf.reshape(x, tf.stack([-1, height + pad_h, width + pad_w, 3]))
+      depth, log_scale = split_depth_output(self.model(x, training=False))
+      grid = tf.stack([-1, samples, height + pad_h, width + pad_w])
+      depth = tf.reshape(depth, grid)
+      log_scale = None if log_scale is None else tf.reshape(log_scale, grid)
+    depth = depth[:, :, top:top + height, left:left + width]  # [B, T, H, W]
     if log_scale is not None:
-      log_scale = log_scale[:, top:top + height, left:left + width]
+      log_scale = log_scale[:, :, top:top + height, left:left + width]
     outputs = {}
     if samples == 1:
-      outputs[protocol.DEPTH] = depth
+      outputs[protocol.DEPTH] = depth[:, 0]
       if log_scale is not None:
-        aleatoric = tf.exp(log_scale) * self.aleatoric_factor
+        aleatoric = tf.exp(log_scale[:, 0]) * self.aleatoric_factor
         outputs[protocol.DEPTH_STD] = aleatoric
-        outputs[protocol.EPISTEMIC_STD] = tf.zeros_like(depth)
         outputs[protocol.ALEATORIC_STD] = aleatoric
     else:
-      grid = tf.stack([-1, samples, height, width])
-      draws = tf.reshape(depth, grid)
-      mean = tf.reduce_mean(draws, axis=1)
-      epistemic_var = tf.reduce_mean(tf.math.squared_difference(draws, mean[:, None]), axis=1)
+      mean = tf.reduce_mean(depth, axis=1)
+      epistemic_var = tf.reduce_mean(tf.math.squared_difference(depth, mean[:, None]), axis=1)
       outputs[protocol.DEPTH] = mean
       if log_scale is None:
         outputs[protocol.DEPTH_STD] = tf.sqrt(epistemic_var)
       else:
-        scale = tf.exp(tf.reshape(log_scale, grid)) * self.aleatoric_factor
+        scale = tf.exp(log_scale) * self.aleatoric_factor
         aleatoric_var = tf.reduce_mean(tf.square(scale), axis=1)
         outputs[protocol.DEPTH_STD] = tf.sqrt(tf.add(epistemic_var, aleatoric_var))
         outputs[protocol.EPISTEMIC_STD] = tf.sqrt(epistemic_var)
@@ -260,13 +313,13 @@ class ServingGraph:
 
   # --------------------------------------------------------------- tracing
   def _traced(self, function: Callable, specs: Sequence[tf.TensorSpec]):
-    """A concrete function, traced with MC dropout on when samples > 1."""
-    set_mc_dropout(self.model, self.samples > 1)
+    """A concrete function, traced with the sampling layers on when samples > 1."""
+    set_sampling(self.model, self.samples > 1)
     try:
       return tf.function(function, input_signature=list(specs),
                          autograph=False).get_concrete_function()
     finally:
-      set_mc_dropout(self.model, False)
+      set_sampling(self.model, False)
 
   def signatures(self) -> dict[str, Any]:
     """The SavedModel signatures: ``serving_default`` and ``predict_encoded``."""
