@@ -28,7 +28,8 @@ _INSTALL_REQUIRES = [
 ]
 
 _EXTRAS = {
-    "test": ["pytest>=8"],
+    # The export and serving tests run the LiteRT interpreter and TF Serving's gRPC stubs.
+    "test": ["pytest>=8", "ai-edge-litert>=2.3,<2.4", "tensorflow-serving-api>=2.21,<2.22"],
     "tune": ["keras-tuner>=1.4.8,<1.5", "tensorboard>=2.21,<2.22"],
     "export": ["ai-edge-litert>=2.3,<2.4", "tensorflow-serving-api>=2.21,<2.22"],
 }

@@ -561,7 +561,10 @@ def load_predictor(path: str | os.PathLike, *, checkpoint: str = "auto",
   Args:
     path: A model_dir (``model.keras`` / ``best.keras`` +
       ``d3tf_metadata.json``) or a ``.keras`` file with the metadata beside
-      it.
+      it; or an export of ``d3tf.export`` (a SavedModel version folder, a
+      model's export folder (its latest version) or a ``.tflite`` file), for
+      which a predictor of :mod:`d3tf.serving.backends` with the same
+      interface is returned.
     checkpoint: ``"auto"`` (``model.keras``, else ``best.keras``),
       ``"final"`` or ``"best"``, for a model_dir.
     require_metadata: If False, a missing metadata file is only a warning
@@ -576,6 +579,10 @@ def load_predictor(path: str | os.PathLike, *, checkpoint: str = "auto",
       metadata, naming the path.
     ValueError: corrupt model file or metadata, naming it.
   """
+  from d3tf.serving import backends  # pylint: disable=g-import-not-at-top
+  exported = backends.load_export_predictor(path, max_batch_pixels=max_batch_pixels)
+  if exported is not None:
+    return exported
   model, model_path = load_model(path, checkpoint)
   try:
     meta = read_metadata(model_path)

@@ -18,6 +18,12 @@ or a glob pattern (quote it). For each photo ``NAME`` it writes, into
   three colour maps of a photo share one scale (0 to the largest total std)
   and have a colour bar in metres.
 
+``--model`` may also be an export of ``python -m d3tf.export``: a SavedModel
+(version folder, or the model's export folder for its latest version) or a
+``.tflite`` file (a fixed-size TFLite model needs photos of its input size).
+The export's camera, training data and d3tf versions are logged; it draws the
+number of Monte-Carlo samples fixed at export (``--samples`` 1 or that number).
+
 Images of any size work: they are padded (reflect) to a multiple of 32 and
 the prediction is cropped back.
 
@@ -54,8 +60,9 @@ _CAMERA_KEYS = (("focal_length_m", "focal length", 1e3, "mm"), ("f_number", "f-n
                 ("focus_distance_m", "focus distance", 1.0, "m"))
 
 _MODEL = flags.DEFINE_string(
-    "model", None, "Trained model: a model_dir of d3tf.train (model.keras, else best.keras) or "
-    "a .keras file with d3tf_metadata.json beside it.")
+    "model", None, "Trained model: a model_dir of d3tf.train (model.keras, else best.keras), "
+    "a .keras file with d3tf_metadata.json beside it, or an export of d3tf.export (a SavedModel "
+    "version folder, a model's export folder for its latest version, or a .tflite file).")
 _CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", ["auto", "final", "best"],
                                 "Which model of a model_dir: final (model.keras), best "
                                 "(best.keras), or auto (final if present).")

@@ -110,3 +110,30 @@ def test_missing_input_is_named(model_dir, tmp_path):
                           f"--output_dir={tmp_path}/out"])
   assert result.returncode != 0
   assert f"{tmp_path}/none*.png" in log and "no file matches" in log
+
+
+def test_predict_from_saved_model_and_tflite_exports(model_dir, photos, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (the LiteRT interpreter) is not "
+                      "installed: pip install -e '.[test]'")
+  exports = tmp_path / "savedmodels"
+  for extra in ([], ["--format=tflite"]):
+    result = subprocess.run(
+        [sys.executable, "-m", "d3tf.export", f"--model={model_dir}", "--name=tiny",
+         f"--export_dir={exports}", "--samples=1", *extra], cwd=_REPO, env=_env(),
+        capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+  depth = {}
+  for kind, path, shown in (
+      ("saved_model", exports / "tiny", f"Export: {exports / 'tiny' / '1'} (SavedModel"),
+      ("tflite", exports / "tiny" / "tflite" / "1" / "model.tflite",
+       f"Export: {exports / 'tiny' / 'tflite' / '1' / 'model.tflite'} (TFLite")):
+    out = tmp_path / kind
+    result, log = _predict([f"--model={path}", f"--input={photos}", f"--output_dir={out}"])
+    assert result.returncode == 0, log[-4000:]
+    _check_outputs(out, "wide")
+    _check_outputs(out, "tall")
+    assert not list(out.glob("*_std*"))  # Exported with one deterministic sample.
+    assert shown in log and "Training data: procedural" in log
+    assert "focal length 15mm, f-number 2.8, pixel pitch 5.6um, focus distance 2m" in log
+    depth[kind] = np.load(out / "wide_depth.npy")
+  np.testing.assert_allclose(depth["tflite"], depth["saved_model"], atol=1e-4)
