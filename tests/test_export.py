@@ -159,11 +159,12 @@ def test_mc_export_agrees_in_distribution_with_the_keras_model(loaded, mc_export
   model, meta = loaded
   images = _images(1, 32, 32, seed=4)
   out = _serve(mc_export, images)
-  assert set(out) == {"depth", "depth_std"}
+  reference = inference.Predictor(model, meta).predict(images, samples=_MC_SAMPLES)
+  assert set(out) == set(reference) == {"depth", "depth_std", "epistemic_std"}
+  np.testing.assert_array_equal(out["epistemic_std"], out["depth_std"])  # No aleatoric part.
   assert np.all(out["depth_std"] >= 0) and out["depth_std"].mean() > 0
   again = _serve(mc_export, images)
   assert not np.array_equal(again["depth"], out["depth"])  # Stateful random ops: new draws.
-  reference = inference.Predictor(model, meta).predict(images, samples=_MC_SAMPLES)
   ratio = out["depth_std"].mean() / reference["depth_std"].mean()
   assert 0.75 < ratio < 1.33, ratio
   # Two independent means of T draws differ by about std * sqrt(2 / T).
@@ -289,7 +290,7 @@ def test_tflite_mc_dropout_samples_with_builtin_random_uniform(loaded, tmp_path)
     assert "RANDOM_UNIFORM" in ops and not [op for op in ops if op.startswith("Flex")], ops
     predictor = _tflite(flatbuffer, tmp_path, f"mc_{quantize}", meta, {"samples": 8})
     first, second = predictor.predict(images), predictor.predict(images)
-    assert set(first) == {"depth", "depth_std"}
+    assert set(first) == {"depth", "depth_std", "epistemic_std"}
     assert np.all(np.isfinite(first["depth_std"])) and first["depth_std"].mean() > 0
     assert not np.array_equal(first["depth"], second["depth"])
   with pytest.raises(ValueError, match="exported with 8 Monte-Carlo sample"):

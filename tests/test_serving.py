@@ -84,7 +84,7 @@ def test_rest_predict_matches_the_saved_model(rest_server, expected, request_for
                                    request_format=request_format)
   np.testing.assert_allclose(encoded["depth"], depth, atol=1e-6)
   latest = rest_client.RestClient(rest_server.url, "tiny").predict(images[0])
-  assert set(latest) == {"depth", "depth_std"} and latest["depth"].shape == (1, 40, 50)
+  assert set(latest) == {"depth", "depth_std", "epistemic_std"} and latest["depth"].shape == (1, 40, 50)
   assert latest["depth_std"].mean() > 0
 
 
@@ -152,7 +152,7 @@ def test_grpc_predict_matches_the_saved_model(grpc_server, expected):
     np.testing.assert_allclose(encoded["depth"], depth, atol=1e-6)
   with grpc_client.GrpcClient(grpc_server.target, "tiny") as client:
     latest = client.predict(images / 255.0)  # Float in [0, 1] is rounded to uint8.
-  assert set(latest) == {"depth", "depth_std"} and latest["depth"].shape == (2, 40, 50)
+  assert set(latest) == {"depth", "depth_std", "epistemic_std"} and latest["depth"].shape == (2, 40, 50)
 
 
 def test_grpc_errors_client_and_server_side(grpc_server, expected):

@@ -23,7 +23,9 @@ depth as the Keras model:
   builtins);
 * crop back to the input size.
 
-Models with an aleatoric head return a dict ``{"depth": [N, H, W, 1],
+With T > 1 the outputs are ``depth`` (the samples' mean), ``epistemic_std``
+(their standard deviation) and ``depth_std`` (the total std, here equal to
+``epistemic_std``). Models with an aleatoric head return a dict ``{"depth": [N, H, W, 1],
 "log_scale": [N, H, W, 1]}``, ``log_scale`` being the log of the
 likelihood's scale (the Gaussian's sigma, or the Laplace distribution's b, whose
 standard deviation is ``sqrt(2) b``). For such a model the outputs are
@@ -258,6 +260,7 @@ class ServingGraph:
       outputs[protocol.DEPTH] = mean
       if log_scale is None:
         outputs[protocol.DEPTH_STD] = tf.sqrt(epistemic_var)
+        outputs[protocol.EPISTEMIC_STD] = outputs[protocol.DEPTH_STD]  # As Predictor returns.
       else:
         scale = tf.exp(log_scale) * self.aleatoric_factor
         aleatoric_var = tf.reduce_mean(tf.square(scale), axis=1)
