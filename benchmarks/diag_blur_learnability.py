@@ -43,6 +43,53 @@ _LR = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate (beta1 0.5).
 _DROPOUT = flags.DEFINE_float("dropout_rate", 0.5, "MC dropout rate of the small D3-Net.")
 _EVAL = flags.DEFINE_integer("eval_batches", 25, "Held-out batches scored at the end.")
 _OUTPUT = flags.DEFINE_string("output_json", None, "Where to write the results (optional).")
+_NETWORK = flags.DEFINE_enum("network", "d3net", ["d3net", "plain"],
+                             "'d3net': the small D3-Net (depth map, averaged per crop); 'plain': "
+                             "five 3x3 conv + batch-norm + ReLU layers, global average pooling "
+                             "and a dense layer to one depth per crop.")
+_BANDPASS = flags.DEFINE_bool("bandpass_input", False,
+                              "Replace the RGB input by three fixed, contrast-normalised "
+                              "sharpness maps (see bandpass_features).")
+
+
+def bandpass_features(images):
+  """Three contrast-normalised sharpness maps of RGB images ``[B, H, W, 3]``.
+
+  A fine band (grey minus its 3x3 box mean) and a middle band (3x3 minus 9x9
+  box means), both divided by the middle band's local RMS (15x15), and the
+  log ratio of the two bands' local RMS. The ratio is what blur changes and
+  texture contrast does not; a network from scratch is slow to build it.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  grey = tf.reduce_mean(images, axis=-1, keepdims=True)
+  box3 = tf.nn.avg_pool2d(grey, 3, 1, "SAME")
+  box9 = tf.nn.avg_pool2d(grey, 9, 1, "SAME")
+  fine, middle = grey - box3, box3 - box9
+  fine_rms = tf.sqrt(tf.nn.avg_pool2d(fine * fine, 15, 1, "SAME") + 1e-6)
+  middle_rms = tf.sqrt(tf.nn.avg_pool2d(middle * middle, 15, 1, "SAME") + 1e-6)
+  return tf.concat([fine / (middle_rms + 1e-3), middle / (middle_rms + 1e-3),
+                    tf.math.log(fine_rms / (middle_rms + 1e-4))], axis=-1)
+
+
+def _build_network(keras):
+  """The network the diagnostic trains (depth map [B, H, W, 1] in metres)."""
+  from d3tf.models import D3NetConfig, build_d3net  # pylint: disable=g-import-not-at-top
+  inputs = keras.Input((None, None, 3), name="image")
+  x = keras.layers.Lambda(bandpass_features, name="bandpass")(inputs) if _BANDPASS.value \
+      else inputs
+  if _NETWORK.value == "d3net":
+    depth = build_d3net(D3NetConfig.small(dropout_rate=_DROPOUT.value))(x)
+  else:
+    for filters, stride in ((16, 1), (32, 1), (32, 1), (32, 2), (32, 2)):
+      x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+      x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(1, activation="sigmoid")(x)
+    x = keras.layers.Rescaling(10.0)(x)  # Depth in (0, 10) m, as D3-Net's head.
+    depth = keras.layers.Lambda(
+        lambda v: keras.ops.broadcast_to(v[:, None, None, :],
+                                         (keras.ops.shape(v)[0], _CROP.value, _CROP.value, 1)))(x)
+  return keras.Model(inputs, depth)
 
 
 def _plane_dataset(camera, seed: int):
@@ -96,12 +143,11 @@ def main(argv: Sequence[str]) -> None:
   from scipy import stats  # pylint: disable=g-import-not-at-top
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
-  from d3tf.models import D3NetConfig, build_d3net  # pylint: disable=g-import-not-at-top
   from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
 
   keras.utils.set_random_seed(0)
   camera = Camera.nyu(focus_distance_m=_FOCUS.value)
-  model = build_d3net(D3NetConfig.small(dropout_rate=_DROPOUT.value))
+  model = _build_network(keras)
   model.compile(optimizer=keras.optimizers.Adam(_LR.value, beta_1=0.5), loss=losses.l1_loss)
   began = time.monotonic()
   history = model.fit(_plane_dataset(camera, seed=0), steps_per_epoch=100,
@@ -121,6 +167,7 @@ def main(argv: Sequence[str]) -> None:
       "camera": camera.to_dict(), "depth_range_m": [_MIN.value, _MAX.value],
       "steps": _STEPS.value, "batch_size": _BATCH.value, "crop_size": _CROP.value,
       "learning_rate": _LR.value, "dropout_rate": _DROPOUT.value, "eval_crops": int(gt.size),
+      "network": _NETWORK.value, "bandpass_input": _BANDPASS.value,
       "train_seconds": round(train_seconds, 1),
       "final_train_loss": float(history.history["loss"][-1]),
       "model": {"rel": float(np.mean(np.abs(pred - gt) / gt)),
