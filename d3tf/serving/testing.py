@@ -224,18 +224,19 @@ def _rest_inputs(body: Any, specs: Mapping[str, Any]) -> tuple[dict[str, np.ndar
     else:
       raise RequestError("INVALID_ARGUMENT", f"the signature takes inputs {names}: 'instances' "
                          "must be objects naming them")
-    return {key: (_to_array(value, specs[key], key) if key in specs else np.asarray(0))
-            for key, value in columns.items()}, "instances"
-  inputs = body["inputs"]
-  if isinstance(inputs, dict) and set(inputs) != {"b64"}:
-    columns = inputs
-  elif len(names) == 1:
-    columns = {names[0]: inputs}
+    request_format = "instances"
   else:
-    raise RequestError("INVALID_ARGUMENT", f"the signature takes inputs {names}: 'inputs' must "
-                       "be an object naming them")
+    inputs = body["inputs"]
+    if isinstance(inputs, dict) and set(inputs) != {"b64"}:
+      columns = inputs
+    elif len(names) == 1:
+      columns = {names[0]: inputs}
+    else:
+      raise RequestError("INVALID_ARGUMENT", f"the signature takes inputs {names}: 'inputs' "
+                         "must be an object naming them")
+    request_format = "inputs"
   return {key: (_to_array(value, specs[key], key) if key in specs else np.asarray(0))
-          for key, value in columns.items()}, "inputs"
+          for key, value in columns.items()}, request_format
 
 
 def _rest_outputs(outputs: Mapping[str, np.ndarray], request_format: str) -> dict[str, Any]:
