@@ -49,34 +49,21 @@ _NETWORK = flags.DEFINE_enum("network", "d3net", ["d3net", "plain"],
                              "and a dense layer to one depth per crop.")
 _BANDPASS = flags.DEFINE_bool("bandpass_input", False,
                               "Replace the RGB input by three fixed, contrast-normalised "
-                              "sharpness maps (see bandpass_features).")
-
-
-def bandpass_features(images):
-  """Three contrast-normalised sharpness maps of RGB images ``[B, H, W, 3]``.
-
-  A fine band (grey minus its 3x3 box mean) and a middle band (3x3 minus 9x9
-  box means), both divided by the middle band's local RMS (15x15), and the
-  log ratio of the two bands' local RMS. The ratio is what blur changes and
-  texture contrast does not; a network from scratch is slow to build it.
-  """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  grey = tf.reduce_mean(images, axis=-1, keepdims=True)
-  box3 = tf.nn.avg_pool2d(grey, 3, 1, "SAME")
-  box9 = tf.nn.avg_pool2d(grey, 9, 1, "SAME")
-  fine, middle = grey - box3, box3 - box9
-  fine_rms = tf.sqrt(tf.nn.avg_pool2d(fine * fine, 15, 1, "SAME") + 1e-6)
-  middle_rms = tf.sqrt(tf.nn.avg_pool2d(middle * middle, 15, 1, "SAME") + 1e-6)
-  return tf.concat([fine / (middle_rms + 1e-3), middle / (middle_rms + 1e-3),
-                    tf.math.log(fine_rms / (middle_rms + 1e-4))], axis=-1)
+                              "sharpness maps (d3tf.models.BandPassSharpness, the layer behind "
+                              "D3NetConfig(input_features='rgb+bandpass')).")
+_BANDPASS_FLOOR = flags.DEFINE_float(
+    "bandpass_floor", 1e-3, "Smallest band RMS of the band-pass maps (BandPassSharpness.floor). "
+    "The recorded diagnostic results used 1e-3; D3-Net's layer defaults to 1e-4, below the "
+    "procedural textures' fine band.")
 
 
 def _build_network(keras):
   """The network the diagnostic trains (depth map [B, H, W, 1] in metres)."""
   from d3tf.models import D3NetConfig, build_d3net  # pylint: disable=g-import-not-at-top
   inputs = keras.Input((None, None, 3), name="image")
-  x = keras.layers.Lambda(bandpass_features, name="bandpass")(inputs) if _BANDPASS.value \
-      else inputs
+  from d3tf.models import BandPassSharpness  # pylint: disable=g-import-not-at-top
+  x = (BandPassSharpness(floor=_BANDPASS_FLOOR.value, name="bandpass")(inputs)
+       if _BANDPASS.value else inputs)
   if _NETWORK.value == "d3net":
     depth = build_d3net(D3NetConfig.small(dropout_rate=_DROPOUT.value))(x)
   else:
@@ -168,6 +155,7 @@ def main(argv: Sequence[str]) -> None:
       "steps": _STEPS.value, "batch_size": _BATCH.value, "crop_size": _CROP.value,
       "learning_rate": _LR.value, "dropout_rate": _DROPOUT.value, "eval_crops": int(gt.size),
       "network": _NETWORK.value, "bandpass_input": _BANDPASS.value,
+      "bandpass_floor": _BANDPASS_FLOOR.value if _BANDPASS.value else None,
       "train_seconds": round(train_seconds, 1),
       "final_train_loss": float(history.history["loss"][-1]),
       "model": {"rel": float(np.mean(np.abs(pred - gt) / gt)),

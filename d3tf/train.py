@@ -102,6 +102,12 @@ _MODEL_SIZE = flags.DEFINE_enum(
     "model_size", None, ["tiny", "small", "full"],
     "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
     "experiments), 'tiny' (tests). Default: small for procedural scenes, else full.")
+_INPUT_FEATURES = flags.DEFINE_enum(
+    "input_features", "rgb", ["rgb", "rgb+bandpass"],
+    "What D3-Net's stem sees: 'rgb' (the paper), or 'rgb+bandpass': RGB plus three fixed, "
+    "contrast-normalised band-pass sharpness maps computed inside the model (the ratio of "
+    "frequency bands that defocus blur changes; a small network trained from scratch on a CPU "
+    "budget does not learn it from RGB). The model's input stays RGB.")
 _DROPOUT = flags.DEFINE_float(
     "dropout_rate", None, "Overrides the rate of the MC dropout layers (the paper: 0.5; 0 "
     "disables them, and with them the model's uncertainty).")
@@ -441,7 +447,9 @@ def main(argv):
   train_dataset, val, steps_per_epoch, num_train = _datasets(camera, crop, _STEPS.value)
   epochs = _EPOCHS.value
   total = epochs * steps_per_epoch
-  overrides = {} if _DROPOUT.value is None else {"dropout_rate": _DROPOUT.value}
+  overrides = {"input_features": _INPUT_FEATURES.value}
+  if _DROPOUT.value is not None:
+    overrides["dropout_rate"] = _DROPOUT.value
   blocks = variational_blocks()
   extra = {}
   if blocks:

@@ -297,6 +297,25 @@ def test_tflite_mc_dropout_samples_with_builtin_random_uniform(loaded, tmp_path)
     predictor.predict(images, samples=5)
 
 
+def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(loaded, tmp_path):
+  """The band-pass sharpness maps (box means, sqrt, log) survive both exports."""
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+  _, meta = loaded
+  keras.utils.set_random_seed(4)
+  config = D3NetConfig.tiny(input_features="rgb+bandpass", dropout_rate=0.0)
+  model = build_d3net(config)
+  meta = dict(meta, model_config=config.to_dict())
+  images = _images(2, 64, 96, seed=9)
+  want = model(images.astype(np.float32) / 255.0, training=False).numpy()[..., 0]
+  export_dir = exporter.export_saved_model(model, meta, tmp_path / "bandpass", samples=1)
+  np.testing.assert_allclose(_serve(export_dir, images)["depth"], want, atol=1e-5, rtol=0)
+  flatbuffer, ops = exporter.convert_to_tflite(model, meta, 1)
+  assert "AVERAGE_POOL_2D" in ops and "LOG" in ops, ops
+  assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
+  out = _tflite(flatbuffer, tmp_path, "bandpass_tflite", meta, {"samples": 1}).predict(images)
+  np.testing.assert_allclose(out["depth"], want, atol=1e-4, rtol=0)
+
+
 # ------------------------------------------------------- aleatoric head
 def _aleatoric_model():
   """Depth through MC dropout; log_scale deterministic (so aleatoric std is exact)."""

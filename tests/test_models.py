@@ -158,6 +158,74 @@ def test_custom_layers_serialise():
       models.SizeMultipleCheck(16).get_config()).multiple == 16
 
 
+def _texture(size=96, seed=0):
+  """A grey-level texture with detail at all scales, as RGB in [0.1, 0.9]."""
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  grey = sum(ndimage.zoom(rng.normal(size=(size // z, size // z)), z, order=1) / z ** 0.5
+             for z in (1, 2, 4))
+  grey = 0.5 + 0.4 * grey / np.abs(grey).max()
+  return np.repeat(grey[None, :, :, None], 3, axis=-1).astype(np.float32)
+
+
+def test_bandpass_sharpness_ignores_contrast_and_falls_with_blur():
+  from scipy import ndimage  # pylint: disable=g-import-not-at-top
+  layer = models.BandPassSharpness()
+  image = _texture()
+  inner = (slice(None), slice(16, -16), slice(16, -16))
+  features = layer(image).numpy()
+  assert features.shape == image.shape and np.all(np.isfinite(features))
+  # Halving the texture's contrast leaves the band ratio unchanged and the normalised bands
+  # nearly so (their 1e-3 floor differs by a few per cent from the band's RMS).
+  low_contrast = layer(0.5 + 0.5 * (image - 0.5)).numpy()
+  np.testing.assert_allclose(low_contrast[inner][..., 2], features[inner][..., 2], atol=0.02)
+  for channel in (0, 1):
+    change = np.abs(low_contrast[inner][..., channel] - features[inner][..., channel])
+    assert np.mean(change) < 0.05 * np.mean(np.abs(features[inner][..., channel]))
+  # A flat image gives zero bands and a ratio near 0 (both RMS at the floor), finite.
+  flat = layer(np.full((1, 32, 32, 3), 0.4, np.float32)).numpy()
+  np.testing.assert_allclose(flat[..., :2], 0.0, atol=1e-2)  # Float round-off / floor.
+  np.testing.assert_allclose(flat[..., 2], np.log(1 / 1.1), atol=1e-3)
+  # Blur lowers the fine-to-middle band ratio (channel 2), the more the stronger.
+  ratios = [np.mean(features[inner][..., 2])]
+  for sigma in (0.7, 1.5):
+    blurred = ndimage.gaussian_filter(image, (0, sigma, sigma, 0))
+    ratios.append(np.mean(layer(blurred).numpy()[inner][..., 2]))
+  assert ratios[0] > ratios[1] + 0.3 and ratios[1] > ratios[2] + 0.3, ratios
+
+
+def test_bandpass_sharpness_validates_and_serialises():
+  layer = models.BandPassSharpness(fine_window=5, middle_window=11, rms_window=21, floor=1e-3,
+                                   name="bp")
+  clone = models.BandPassSharpness.from_config(layer.get_config())
+  assert clone.get_config() == layer.get_config() and clone.rms_window == 21
+  assert clone.floor == 1e-3
+  for kwargs, field in (({"fine_window": 4}, "fine_window"), ({"rms_window": 1}, "rms_window"),
+                        ({"fine_window": 9, "middle_window": 9}, "middle_window"),
+                        ({"floor": 0.0}, "floor")):
+    with pytest.raises(ValueError, match=f"BandPassSharpness.{field}.*got"):
+      models.BandPassSharpness(**kwargs)
+
+
+def test_bandpass_input_feeds_six_channels_to_the_stem(tmp_path):
+  with pytest.raises(ValueError, match=r"input_features must be one of.*'rgb\+depth'"):
+    D3NetConfig.tiny(input_features="rgb+depth")
+  keras.utils.set_random_seed(3)
+  rgb = models.build_d3net(D3NetConfig.tiny())
+  model = models.build_d3net(D3NetConfig.tiny(input_features="rgb+bandpass"))
+  config = model.d3net_config
+  assert model.get_layer("conv1_conv").get_weights()[0].shape == (7, 7, 6, 8)
+  assert model.count_params() - rgb.count_params() == 7 * 7 * 3 * config.init_features
+  assert D3NetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+  images = _images(2, 64, 96, seed=4)
+  depth = model(images, training=False).numpy()
+  assert depth.shape == (2, 64, 96, 1) and np.all(np.isfinite(depth))
+  model.save(tmp_path / "bandpass.keras")
+  loaded = keras.models.load_model(tmp_path / "bandpass.keras")
+  assert loaded.d3net_config.input_features == "rgb+bandpass"
+  np.testing.assert_allclose(loaded(images, training=False).numpy(), depth, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_tiny_model_trains():
   keras.utils.set_random_seed(5)
@@ -190,6 +258,17 @@ def test_imagenet_weights_are_copied_into_the_encoder(tmp_path):
       for got, want in zip(model.get_layer(name).get_weights(),
                            source.get_layer(name).get_weights()):
         np.testing.assert_array_equal(got, want, err_msg=f"{path.name}: {name}")
+
+  # With band-pass input the stem gets ImageNet's kernel on its RGB channels only.
+  bandpass = models.build_d3net(D3NetConfig.full(input_features="rgb+bandpass"),
+                                imagenet_weights=str(legacy_file))
+  stem = bandpass.get_layer("conv1_conv").get_weights()[0]
+  want = source.get_layer("conv1_conv").get_weights()[0]
+  assert stem.shape == (7, 7, 6, 64)
+  np.testing.assert_array_equal(stem[:, :, :3], want)
+  assert np.std(stem[:, :, 3:]) > 0  # Its own random initialisation.
+  np.testing.assert_array_equal(bandpass.get_layer("pool3_conv").get_weights()[0],
+                                source.get_layer("pool3_conv").get_weights()[0])
 
   # The replaced stem convolution and the decoder keep their own initialisation.
   assert model.get_layer("down1_conv").get_weights()[0].shape == (4, 4, 64, 64)

@@ -157,6 +157,7 @@ def test_bad_flags_are_named():
 _BAYES_ARGS = ["--model_size=tiny", "--crop_size=32", "--batch_size=2", "--epochs=2",
                "--steps_per_epoch=2", "--validation_steps=1", "--variational_blocks=5,4",
                "--aleatoric=gaussian", "--kl_anneal_steps=2", "--log_every_steps=1",
+               "--input_features=rgb+bandpass",
                "--tensorboard_images=1", "--seed=2"]
 
 
@@ -195,6 +196,7 @@ def test_bayesian_run_logs_kl_and_nll_separately(bayesian_run):
   config = meta["model_config"]
   assert config["variational_blocks"] == [5, 4] and config["variational_type"] == "flipout"
   assert config["aleatoric"] == "gaussian" and config["num_train_examples"] == 2 * 2 * 2
+  assert config["input_features"] == "rgb+bandpass"
   assert meta["loss"] == "gaussian_nll" and meta["kl_anneal_steps"] == 2
   assert meta["num_train_examples_source"] == "epochs * steps_per_epoch * batch_size"
 

@@ -10,9 +10,11 @@ from d3tf.models.d3net import config_from_model
 from d3tf.models.d3net import D3Net
 from d3tf.models.d3net import D3NetConfig
 from d3tf.models.d3net import ENCODER_OUTPUT_NAME
+from d3tf.models.d3net import INPUT_FEATURES
 from d3tf.models.d3net import load_imagenet_weights
 from d3tf.models.d3net import SIZE_MULTIPLE
 from d3tf.models.d3net import SKIP_LAYER_NAMES
+from d3tf.models.layers import BandPassSharpness
 from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
 from d3tf.models.layers import MonteCarloLayer
@@ -27,6 +29,7 @@ from d3tf.models.variational import variational_layers
 
 __all__ = [
     "ALEATORIC_TYPES",
+    "BandPassSharpness",
     "build_d3net",
     "Conv2DFlipout",
     "Conv2DReparameterization",
@@ -34,6 +37,7 @@ __all__ = [
     "D3Net",
     "D3NetConfig",
     "ENCODER_OUTPUT_NAME",
+    "INPUT_FEATURES",
     "load_imagenet_weights",
     "LogScale",
     "MCDropout",

@@ -64,6 +64,17 @@ Input: float32 RGB in [0, 1], [B, H, W, 3] with H and W multiples of 32; the
 model normalises with ImageNet's mean and standard deviation itself (the
 statistics keras.applications' DenseNet weights expect).
 
+Input features (``input_features``): "rgb" (default, the paper) feeds the
+normalised RGB to the stem. "rgb+bandpass" concatenates three fixed sharpness
+maps beside it (:class:`~d3tf.models.layers.BandPassSharpness`, layer
+``bandpass_sharpness``: contrast-normalised fine and middle frequency bands
+and their log RMS ratio, no weights), so the stem's 7x7 convolution sees six
+channels. That ratio is what defocus blur changes; a small network trained
+from scratch for a CPU budget does not build it from RGB (see
+``benchmarks/diag_blur_learnability.py``). It costs ``7 * 7 * 3 *
+init_features`` stem weights; the input stays RGB, so the pipeline, exports
+and inference are unchanged.
+
 Layer names of the encoder are those of ``keras.applications.DenseNet121``
 (``conv1_conv``, ``conv2_block1_0_bn``, ``pool2_conv``, ``bn``, ...), so that
 ImageNet weights are copied by name (:func:`load_imagenet_weights`).
@@ -82,6 +93,7 @@ import keras
 import numpy as np
 
 from d3tf.models import variational
+from d3tf.models.layers import BandPassSharpness
 from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
 from d3tf.models.layers import SizeMultipleCheck
@@ -99,6 +111,8 @@ ENCODER_OUTPUT_NAME = "relu"
 ALEATORIC_TYPES = ("none", "gaussian", "laplace")
 #: Values of ``D3NetConfig.variational_type``.
 VARIATIONAL_TYPES = variational.VARIATIONAL_TYPES
+#: Values of ``D3NetConfig.input_features``.
+INPUT_FEATURES = ("rgb", "rgb+bandpass")
 #: Smallest scale the aleatoric head predicts, metres.
 ALEATORIC_MIN_SCALE_M = 1e-3
 
@@ -151,6 +165,8 @@ class D3NetConfig:
       variational weight.
     aleatoric: "none", or "gaussian" / "laplace" for a log-scale head (the
       model then outputs a dict with "depth" and "log_scale").
+    input_features: "rgb" (the paper), or "rgb+bandpass" to add three fixed
+      band-pass sharpness maps beside the RGB at the stem.
   """
 
   growth_rate: int = 32
@@ -170,6 +186,7 @@ class D3NetConfig:
   prior_scale: float = 1.0
   posterior_scale_init: float = 1e-3
   aleatoric: str = "none"
+  input_features: str = "rgb"
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -197,6 +214,9 @@ class D3NetConfig:
         not 0 <= blocks <= 5):
       raise ValueError(f"D3NetConfig.dropout_blocks must be an integer in [0, 5], got {blocks!r}")
     set_field("dropout_blocks", int(blocks))
+    if self.input_features not in INPUT_FEATURES:
+      raise ValueError(f"D3NetConfig.input_features must be one of {INPUT_FEATURES}, got "
+                       f"{self.input_features!r}")
     self._check_bayesian(set_field)
 
   def _check_bayesian(self, set_field) -> None:
@@ -351,10 +371,13 @@ class _Builder:
   def build(self):
     c = self.config
     inputs = keras.Input(shape=(None, None, 3), name="image")
-    x = SizeMultipleCheck(SIZE_MULTIPLE, name="size_check")(inputs)
+    checked = SizeMultipleCheck(SIZE_MULTIPLE, name="size_check")(inputs)
     x = keras.layers.Normalization(mean=list(_IMAGENET_MEAN),
                                    variance=[s * s for s in _IMAGENET_STD],
-                                   name="imagenet_normalization")(x)
+                                   name="imagenet_normalization")(checked)
+    if c.input_features == "rgb+bandpass":
+      sharpness = BandPassSharpness(name="bandpass_sharpness")(checked)
+      x = keras.layers.Concatenate(name="input_features")([x, sharpness])
     # Stem: 7x7/2 conv, then a learned 4x4/2 down-sampling instead of the max-pool.
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = keras.layers.Conv2D(c.init_features, 7, strides=2, use_bias=False, name="conv1_conv")(x)
@@ -512,7 +535,9 @@ def load_imagenet_weights(model: keras.Model, path: str) -> int:
   (first without the classifier, then with it), and every layer with weights
   is copied to the D3-Net layer of the same name, shapes checked. The stem's
   ``down1`` convolution (DenseNet has a max-pool there) and the decoder keep
-  their random initialisation.
+  their random initialisation. With ``input_features="rgb+bandpass"`` the
+  stem convolution gets ImageNet's kernel on its three RGB channels and keeps
+  its random one on the band-pass channels.
 
   Args:
     model: A D3-Net with a DenseNet-121 config.
@@ -574,6 +599,11 @@ def load_imagenet_weights(model: keras.Model, path: str) -> int:
       raise ValueError(f"D3-Net has no layer {layer.name!r} for the ImageNet weights of "
                        f"{path!r}") from None
     shapes = [w.shape for w in target.get_weights()]
+    if layer.name == "conv1_conv" and config.input_features != "rgb":
+      kernel = target.get_weights()[0]
+      if kernel.shape[:2] + kernel.shape[3:] == weights[0].shape[:2] + weights[0].shape[3:]:
+        kernel[:, :, :weights[0].shape[2], :] = weights[0]
+        weights = [kernel]
     if shapes != [w.shape for w in weights]:
       raise ValueError(f"ImageNet weights of layer {layer.name!r} in {path!r} have shapes "
                        f"{[w.shape for w in weights]}, D3-Net's {shapes}")
