@@ -65,6 +65,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf import inference
+
 DATASETS = ("procedural", "nyu_png", "nyu_mat", "dfd", "middlebury", "folder", "diw")
 _NYU = ("nyu_png", "nyu_mat")
 _SHARP_DATASETS = ("procedural", "nyu_png", "nyu_mat", "middlebury", "folder")
@@ -74,9 +76,7 @@ _STD_KEYS = ("depth_std", "epistemic_std", "aleatoric_std")
 
 _MODEL = flags.DEFINE_string("model", None, "A model_dir written by d3tf.train (model.keras or "
                              "best.keras + d3tf_metadata.json) or a .keras file.")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", ["auto", "final", "best"],
-                                "For a model_dir: model.keras ('final'), best.keras ('best'), "
-                                "or 'auto' (model.keras if present, else best.keras).")
+_CHECKPOINT = inference.define_checkpoint_flag()
 _DATASET = flags.DEFINE_enum("dataset", "procedural", list(DATASETS), "Evaluation data.")
 _DATA_PATH = flags.DEFINE_string(
     "data_path", None, "The dataset: nyu_png: folder of NNNNN_colors.png/_depth.png; nyu_mat: "
@@ -416,7 +416,6 @@ def main(argv):
   dataset = _DATASET.value
   if dataset != "procedural":
     _require_data_path()
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
 
   start = time.time()
   try:

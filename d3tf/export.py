@@ -33,12 +33,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from d3tf import inference
+
 _MODEL = flags.DEFINE_string(
     "model", None, "Trained model to export: a model_dir of d3tf.train or a .keras file with "
     "d3tf_metadata.json beside it.")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", ["auto", "final", "best"],
-                                "Which model of a model_dir: final (model.keras), best "
-                                "(best.keras), or auto (final if present).")
+_CHECKPOINT = inference.define_checkpoint_flag()
 _NAME = flags.DEFINE_string("name", None, "Model name: the export goes to "
                             "EXPORT_DIR/NAME/VERSION (TFLite: EXPORT_DIR/NAME/tflite/VERSION).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number to write; default the next "

@@ -70,6 +70,20 @@ SIZE_MULTIPLE = 32
 DEFAULT_MAX_BATCH_PIXELS = 2 ** 21
 
 
+def define_checkpoint_flag():
+  """Defines the ``--checkpoint`` flag the command-line programs share.
+
+  Returns:
+    The absl ``FlagHolder`` of ``--checkpoint`` (one of :data:`CHECKPOINTS`).
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return flags.DEFINE_enum(
+      "checkpoint", "auto", list(CHECKPOINTS),
+      f"Which model of a model_dir: 'final' ({FINAL_MODEL_FILENAME}), 'best' "
+      f"({BEST_MODEL_FILENAME}), or 'auto' ({FINAL_MODEL_FILENAME} if present, else "
+      f"{BEST_MODEL_FILENAME}).")
+
+
 # ------------------------------------------------------------------ paths
 def resolve_model_path(path: str | os.PathLike, checkpoint: str = "auto") -> str:
   """The ``.keras`` file that ``path`` names.

@@ -51,6 +51,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf import inference
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Standard deviations of Predictor.predict written as files: key (file name part), bar label.
 _STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistemic std (m)"),
@@ -63,9 +65,7 @@ _MODEL = flags.DEFINE_string(
     "model", None, "Trained model: a model_dir of d3tf.train (model.keras, else best.keras), "
     "a .keras file with d3tf_metadata.json beside it, or an export of d3tf.export (a SavedModel "
     "version folder, a model's export folder for its latest version, or a .tflite file).")
-_CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", ["auto", "final", "best"],
-                                "Which model of a model_dir: final (model.keras), best "
-                                "(best.keras), or auto (final if present).")
+_CHECKPOINT = inference.define_checkpoint_flag()
 _INPUT = flags.DEFINE_string("input", None, "An image file, a folder of images, or a glob "
                              "pattern (quoted) of images.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Folder for the depth files.")
@@ -213,7 +213,6 @@ def main(argv):
     paths = list_inputs(_INPUT.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
   from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
 
   predictor = inference.load_predictor(_MODEL.value, checkpoint=_CHECKPOINT.value)

@@ -108,6 +108,11 @@ _INPUT_FEATURES = flags.DEFINE_enum(
     "contrast-normalised band-pass sharpness maps computed inside the model (the ratio of "
     "frequency bands that defocus blur changes; a small network trained from scratch on a CPU "
     "budget does not learn it from RGB). The model's input stays RGB.")
+_BANDPASS_FLOOR = flags.DEFINE_float(
+    "bandpass_floor", 1e-4,
+    "With --input_features=rgb+bandpass: smallest band RMS of the sharpness maps, on the [0, 1] "
+    "intensity scale. It must sit below the fine-band RMS of the textures (the procedural "
+    "scenes': 0.002-0.006); 1e-3 hides them once blurred.", lower_bound=1e-9, upper_bound=0.5)
 _DROPOUT = flags.DEFINE_float(
     "dropout_rate", None, "Overrides the rate of the MC dropout layers (the paper: 0.5; 0 "
     "disables them, and with them the model's uncertainty).")
@@ -448,6 +453,8 @@ def main(argv):
   epochs = _EPOCHS.value
   total = epochs * steps_per_epoch
   overrides = {"input_features": _INPUT_FEATURES.value}
+  if _INPUT_FEATURES.value == "rgb+bandpass":
+    overrides["bandpass_floor"] = _BANDPASS_FLOOR.value
   if _DROPOUT.value is not None:
     overrides["dropout_rate"] = _DROPOUT.value
   blocks = variational_blocks()

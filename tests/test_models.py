@@ -226,6 +226,19 @@ def test_bandpass_input_feeds_six_channels_to_the_stem(tmp_path):
   np.testing.assert_allclose(loaded(images, training=False).numpy(), depth, atol=1e-6)
 
 
+def test_bandpass_floor_reaches_the_layer_and_survives_saving(tmp_path):
+  with pytest.raises(ValueError, match=r"bandpass_floor must be in \(0, 1\), got 0"):
+    D3NetConfig.tiny(input_features="rgb+bandpass", bandpass_floor=0)
+  assert D3NetConfig.tiny().bandpass_floor == 1e-4
+  model = models.build_d3net(D3NetConfig.tiny(input_features="rgb+bandpass",
+                                              bandpass_floor=1e-3))
+  assert model.get_layer("bandpass_sharpness").floor == 1e-3
+  model.save(tmp_path / "floor.keras")
+  loaded = keras.models.load_model(tmp_path / "floor.keras")
+  assert loaded.d3net_config.bandpass_floor == 1e-3
+  assert loaded.get_layer("bandpass_sharpness").floor == 1e-3
+
+
 @pytest.mark.slow
 def test_tiny_model_trains():
   keras.utils.set_random_seed(5)

@@ -178,3 +178,20 @@ def test_grpc_errors_client_and_server_side(grpc_server, expected):
       client.predict(images)
   with pytest.raises(ValueError, match="HOST:PORT"):
     grpc_client.GrpcClient("http://localhost:8500", "tiny")
+
+
+def test_rest_double_reads_named_and_unnamed_inputs():
+  one = {"images": tf.TensorSpec([None, None, None, 3], tf.uint8)}
+  two = {**one, "scale": tf.TensorSpec([None], tf.float32)}
+  pixel = [[[[1, 2, 3]]]]
+  for body, request_format in (({"instances": pixel}, "instances"),
+                               ({"inputs": pixel}, "inputs")):
+    columns, got_format = testing._rest_inputs(body, one)  # pylint: disable=protected-access
+    assert got_format == request_format and columns["images"].dtype == np.uint8
+    np.testing.assert_array_equal(columns["images"], np.asarray(pixel, np.uint8))
+    with pytest.raises(testing.RequestError,
+                       match=rf"takes inputs \['images', 'scale'\]: '{request_format}' must be"):
+      testing._rest_inputs(body, two)  # pylint: disable=protected-access
+  columns, _ = testing._rest_inputs(  # pylint: disable=protected-access
+      {"inputs": {"images": pixel, "scale": [0.5]}}, two)
+  assert columns["scale"].dtype == np.float32 and columns["scale"].tolist() == [0.5]

@@ -154,10 +154,41 @@ def test_bad_flags_are_named():
   assert result.returncode != 0 and "--data_path" in result.stderr
 
 
+_PARSE_FLAGFILES = """
+import json, sys
+from absl import flags
+from d3tf import train  # Defines the flags.
+result = {}
+for path in sys.argv[1:]:
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["train", f"--flagfile={path}"])
+  result[path] = {name: flags.FLAGS[name].value for name in
+                  ("model_dir", "dataset", "input", "aleatoric", "input_features")}
+print(json.dumps(result))
+"""
+
+
+def test_every_pipeline_flagfile_parses():
+  paths = sorted(str(p.relative_to(_REPO)) for p in (_REPO / "pipelines").glob("*.flags"))
+  assert len(paths) >= 10, paths
+  result = subprocess.run([sys.executable, "-c", _PARSE_FLAGFILES, *paths], cwd=_REPO,
+                          env=_env(), capture_output=True, text=True, timeout=120)
+  parsed = json.loads(_check(result).strip().splitlines()[-1])
+  assert sorted(parsed) == paths
+  for path, values in parsed.items():
+    assert values["model_dir"], path  # Every pipeline names its own run folder.
+  # A nested flagfile is read first and the lines after it override it.
+  laplace = parsed["pipelines/procedural480_focus2m_bandpass_laplace.flags"]
+  assert laplace == {"model_dir": "runs/procedural480_focus2m_bandpass_laplace",
+                     "dataset": "tfrecord", "input": "defocus", "aleatoric": "laplace",
+                     "input_features": "rgb+bandpass"}
+  assert len({values["model_dir"] for values in parsed.values()}) == len(paths)
+
+
 _BAYES_ARGS = ["--model_size=tiny", "--crop_size=32", "--batch_size=2", "--epochs=2",
                "--steps_per_epoch=2", "--validation_steps=1", "--variational_blocks=5,4",
                "--aleatoric=gaussian", "--kl_anneal_steps=2", "--log_every_steps=1",
-               "--input_features=rgb+bandpass",
+               "--input_features=rgb+bandpass", "--bandpass_floor=2e-4",
                "--tensorboard_images=1", "--seed=2"]
 
 
@@ -196,7 +227,7 @@ def test_bayesian_run_logs_kl_and_nll_separately(bayesian_run):
   config = meta["model_config"]
   assert config["variational_blocks"] == [5, 4] and config["variational_type"] == "flipout"
   assert config["aleatoric"] == "gaussian" and config["num_train_examples"] == 2 * 2 * 2
-  assert config["input_features"] == "rgb+bandpass"
+  assert config["input_features"] == "rgb+bandpass" and config["bandpass_floor"] == 2e-4
   assert meta["loss"] == "gaussian_nll" and meta["kl_anneal_steps"] == 2
   assert meta["num_train_examples_source"] == "epochs * steps_per_epoch * batch_size"
 

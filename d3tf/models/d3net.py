@@ -167,6 +167,8 @@ class D3NetConfig:
       model then outputs a dict with "depth" and "log_scale").
     input_features: "rgb" (the paper), or "rgb+bandpass" to add three fixed
       band-pass sharpness maps beside the RGB at the stem.
+    bandpass_floor: Smallest band RMS of those maps, on the [0, 1] intensity
+      scale (``BandPassSharpness.floor``); used with "rgb+bandpass" only.
   """
 
   growth_rate: int = 32
@@ -187,6 +189,7 @@ class D3NetConfig:
   posterior_scale_init: float = 1e-3
   aleatoric: str = "none"
   input_features: str = "rgb"
+  bandpass_floor: float = 1e-4
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -200,6 +203,7 @@ class D3NetConfig:
         ("leaky_slope", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
         ("max_depth_m", lambda v: 0.0 < v < math.inf, "positive and finite"),
         ("bn_momentum", lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+        ("bandpass_floor", lambda v: 0.0 < v < 1.0, "in (0, 1)"),
     )
     for name, ok, text in checks:
       try:
@@ -376,7 +380,8 @@ class _Builder:
                                    variance=[s * s for s in _IMAGENET_STD],
                                    name="imagenet_normalization")(checked)
     if c.input_features == "rgb+bandpass":
-      sharpness = BandPassSharpness(name="bandpass_sharpness")(checked)
+      sharpness = BandPassSharpness(floor=c.bandpass_floor,
+                                    name="bandpass_sharpness")(checked)
       x = keras.layers.Concatenate(name="input_features")([x, sharpness])
     # Stem: 7x7/2 conv, then a learned 4x4/2 down-sampling instead of the max-pool.
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)

@@ -197,6 +197,15 @@ def _to_array(value: Any, spec, name: str) -> np.ndarray:
   return array.astype(dtype)
 
 
+def _unnamed_input(value: Any, names: list[str], request_format: str) -> dict[str, Any]:
+  """The columns of a request that does not name its input: only a one-input signature."""
+  if len(names) != 1:
+    what = "objects" if request_format == "instances" else "an object"
+    raise RequestError("INVALID_ARGUMENT", f"the signature takes inputs {names}: "
+                       f"'{request_format}' must be {what} naming them")
+  return {names[0]: value}
+
+
 def _rest_inputs(body: Any, specs: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], str]:
   """Inputs of a REST predict body, and its format (``"instances"`` or ``"inputs"``)."""
   if not isinstance(body, dict):
@@ -207,6 +216,7 @@ def _rest_inputs(body: Any, specs: Mapping[str, Any]) -> tuple[dict[str, np.ndar
                        "of them is required)")
   names = sorted(specs)
   if "instances" in body:
+    request_format = "instances"
     rows = body["instances"]
     if not isinstance(rows, list) or not rows:
       raise RequestError("INVALID_ARGUMENT", "'instances' must be a non-empty list")
@@ -219,22 +229,15 @@ def _rest_inputs(body: Any, specs: Mapping[str, Any]) -> tuple[dict[str, np.ndar
         if not all(key in row for row in rows):
           raise RequestError("INVALID_ARGUMENT", f"input '{key}' is missing from some instances")
         columns[key] = [row[key] for row in rows]
-    elif len(names) == 1:
-      columns = {names[0]: rows}
     else:
-      raise RequestError("INVALID_ARGUMENT", f"the signature takes inputs {names}: 'instances' "
-                         "must be objects naming them")
-    request_format = "instances"
+      columns = _unnamed_input(rows, names, request_format)
   else:
+    request_format = "inputs"
     inputs = body["inputs"]
     if isinstance(inputs, dict) and set(inputs) != {"b64"}:
       columns = inputs
-    elif len(names) == 1:
-      columns = {names[0]: inputs}
     else:
-      raise RequestError("INVALID_ARGUMENT", f"the signature takes inputs {names}: 'inputs' "
-                         "must be an object naming them")
-    request_format = "inputs"
+      columns = _unnamed_input(inputs, names, request_format)
   return {key: (_to_array(value, specs[key], key) if key in specs else np.asarray(0))
           for key, value in columns.items()}, request_format
 
