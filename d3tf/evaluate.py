@@ -32,8 +32,9 @@ error metric ``--ause_metric``, per image then averaged), Spearman
 correlation of std and absolute error (per image, averaged), and the
 fractions of pixels within 1 and 2 standard deviations; a second table in
 the log and ``"uncertainty"`` in the JSON (per-image mean and pixel-weighted;
-the mean sparsification curves; the mean total / epistemic / aleatoric
-std). About 20 samples give stable numbers; each costs a forward pass.
+the mean sparsification curves, also drawn as a PNG beside the JSON,
+``--sparsification_plot``; the mean total / epistemic / aleatoric std).
+About 20 samples give stable numbers; each costs a forward pass.
 
 **DIW** (``--dataset=diw --data_path=DIW_test.csv``) has only one ordinal
 point pair per image: the metric is WKDR (the fraction of pairs ordered
@@ -131,6 +132,10 @@ _OUTPUT_JSON = flags.DEFINE_string(
     "output_json", None, "Where to write the results (default: eval_<dataset>_<split>.json "
     "beside the model file).")
 _PER_IMAGE = flags.DEFINE_boolean("per_image", True, "Include each image's metrics in the JSON.")
+_SPARSIFICATION_PLOT = flags.DEFINE_string(
+    "sparsification_plot", None, "With uncertainty metrics: also draw the mean sparsification "
+    "curve, its oracle and the random ranking as a PNG here (default: <output_json>_"
+    "sparsification.png; '' for none).")
 
 
 # --------------------------------------------------------------- the camera
@@ -473,6 +478,25 @@ def main(argv):
   with open(path, "w") as f:
     json.dump(_json_ready(report), f, indent=2, allow_nan=False)
   logging.info("Wrote %s", os.path.abspath(path))
+  _write_sparsification_plot(report, path)
+
+
+def _write_sparsification_plot(report: dict[str, Any], json_path: str) -> None:
+  """Draws the mean sparsification curve of an evaluation with uncertainty metrics."""
+  sparsification = (report.get("uncertainty") or {}).get("sparsification")
+  plot_path = _SPARSIFICATION_PLOT.value
+  if plot_path is None:
+    plot_path = os.path.splitext(json_path)[0] + "_sparsification.png"
+  if not sparsification or not plot_path:
+    return
+  from d3tf import uncertainty_plots  # pylint: disable=g-import-not-at-top
+  metric = report["uncertainty"]["ause_metric"]
+  model_path = os.path.normpath(report["model"])
+  label = os.path.join(os.path.basename(os.path.dirname(model_path)), os.path.basename(model_path))
+  uncertainty_plots.write_sparsification_plot(
+      {label: sparsification}, plot_path, error_name="RMSE" if metric == "rmse" else "mean abs error",
+      title=f"{report['num_images']} images of {report['dataset']}, T = {report['samples']}")
+  logging.info("Wrote %s", os.path.abspath(plot_path))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def test_procedural_scenes_rendered_with_the_models_camera(model_dir, tmp_path):
   bins = report["rms_per_depth_bin"]
   assert len(bins) == 10 and (bins[0]["lo_m"], bins[-1]["hi_m"]) == (0.0, 10.0)
   assert sum(b["n_pixels"] for b in bins) == report["metrics"]["n_pixels"] == 3 * 64 * 64
+  assert "uncertainty" not in report  # One deterministic pass: no std, and no plot of it.
+  assert not (tmp_path / "eval_sparsification.png").exists()
 
   # The same numbers in-process: render with the camera, predict, score.
   from d3tf.data import procedural
@@ -87,6 +89,8 @@ def test_two_real_nyu_images_in_the_eigen_crop_with_mc_samples(model_dir, tmp_pa
   eigen_pixels = (471 - 45) * (601 - 41)
   assert all(0.9 * eigen_pixels < m["n_pixels"] <= eigen_pixels for m in report["per_image"])
   assert report["mean_depth_std_m"] > 0 and report["samples"] == 2
+  with Image.open(tmp_path / "nyu_sparsification.png") as plot:  # Beside the JSON.
+    assert plot.format == "PNG" and plot.width > 300 and plot.height > 200
   assert 0 < report["metrics"]["rms"] < 10
   assert [m["name"] for m in report["per_image"]] == sorted(m["name"] for m in
                                                             report["per_image"])

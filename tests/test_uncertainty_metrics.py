@@ -119,3 +119,28 @@ def test_bad_inputs_are_named():
     um.sparsification(np.ones(3), np.ones(3), np.ones(3), fractions=[0.5, 0.2])
   assert math.isnan(um.ause(np.zeros(3), np.ones(3), np.ones(3)))  # No valid pixel.
   assert math.isnan(um.spearman(np.ones(3), np.ones(3) * 2, np.ones(3)))  # Constant std.
+
+
+def test_sparsification_plot_is_written_and_checks_its_curves(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from d3tf import uncertainty_plots  # pylint: disable=g-import-not-at-top
+  gt, pred, abs_error = _errors_case(seed=3)
+  noisy = abs_error * np.random.default_rng(4).uniform(0.5, 2.0, gt.size)
+  curves = {"oracle-like": um.sparsification(gt, pred, abs_error),
+            "noisy": um.sparsification(gt, pred, noisy)}
+  output = tmp_path / "new" / "sparsification.png"
+  assert uncertainty_plots.write_sparsification_plot(curves, str(output), title="t") == str(output)
+  with Image.open(output) as picture:
+    assert picture.format == "PNG" and picture.width > 300 and picture.height > 200
+    assert len(np.unique(np.asarray(picture.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+  with pytest.raises(ValueError, match="at least one model"):
+    uncertainty_plots.write_sparsification_plot({}, str(output))
+  with pytest.raises(ValueError, match=r"'noisy' lacks 'oracle'"):
+    uncertainty_plots.write_sparsification_plot(
+        {"noisy": {"fractions": [0, 0.5], "curve": [1, 1]}}, str(output))
+  with pytest.raises(ValueError, match=r"'x'.*shapes \(2,\), \(3,\), \(2,\)"):
+    uncertainty_plots.write_sparsification_plot(
+        {"x": {"fractions": [0, 0.5], "curve": [1, 1, 1], "oracle": [1, 0.5]}}, str(output))
+  with pytest.raises(ValueError, match=r"'x'.*positive and finite, got 0.0"):
+    uncertainty_plots.write_sparsification_plot(
+        {"x": {"fractions": [0, 0.5], "curve": [0, 0], "oracle": [0, 0]}}, str(output))
