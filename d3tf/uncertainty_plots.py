@@ -1,10 +1,13 @@
-"""Pictures of uncertainty quality: sparsification curves (no command-line flags here).
+"""Pictures of predicted uncertainty: sparsification curves and std maps beside the error.
 
 A sparsification curve (:func:`d3tf.uncertainty_metrics.sparsification`)
 shows the error of the pixels left after removing the fraction with the
 largest predicted std; the oracle removes the largest true errors instead, and
 a random ranking leaves the error unchanged on average (a flat line). AUSE is
 the area between a model's curve and its oracle.
+
+No command-line flags here: ``d3tf.evaluate`` and the scripts in
+``benchmarks/`` call these.
 """
 
 from __future__ import annotations
@@ -87,6 +90,84 @@ def write_sparsification_plot(curves: Mapping[str, Mapping[str, object]], output
   ax.legend(fontsize="small", loc="lower left")
   if title:
     ax.set_title(title)
+  folder = os.path.dirname(os.path.abspath(output))
+  os.makedirs(folder, exist_ok=True)
+  fig.savefig(output, dpi=dpi)
+  plt.close(fig)
+  return output
+
+
+def write_uncertainty_maps(images: np.ndarray, true_depth: np.ndarray, depth: np.ndarray,
+                           std: np.ndarray, output: str, image_title: str = "input",
+                           title: str | None = None, max_depth_m: float = 10.0,
+                           dpi: int = 90) -> str:
+  """Draws input, true depth, predicted depth, predicted std and |error| per image.
+
+  One row per image; the true and predicted depth share a colour scale, and
+  so do the std and the absolute error (both metres), so that a good
+  uncertainty map looks like the error map.
+
+  Args:
+    images: The model's input images, [N, H, W, 3], uint8 or float in [0, 1].
+    true_depth: Ground truth in metres, [N, H, W] (or [N, H, W, 1]); 0 or
+      non-finite = invalid (black).
+    depth: Predicted depth in metres, like ``true_depth``.
+    std: Predicted total standard deviation in metres, like ``true_depth``.
+    output: Path of the PNG; its folder is created if needed.
+    image_title: Heading of the first column.
+    title: Optional figure title.
+    max_depth_m: Valid ground truth lies in (0, max_depth_m].
+    dpi: Resolution.
+
+  Returns:
+    ``output``.
+
+  Raises:
+    ValueError: arrays of mismatched shapes.
+  """
+  maps = [np.asarray(a, np.float32) for a in (true_depth, depth, std)]
+  maps = [a[..., 0] if a.ndim == 4 else a for a in maps]
+  images = np.asarray(images)
+  if images.ndim != 4 or images.shape[-1] != 3 or any(a.shape != images.shape[:3] for a in maps):
+    raise ValueError(f"Expected images [N,H,W,3] and true depth, depth, std [N,H,W]; got "
+                     f"{images.shape}, {[a.shape for a in maps]}")
+  true_depth, depth, std = maps
+  valid = np.isfinite(true_depth) & (true_depth > 0) & (true_depth <= max_depth_m)
+  error = np.where(valid, np.abs(depth - true_depth), np.nan)
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  num, height, width = true_depth.shape
+  panel = 2.4  # Inches per panel height.
+  fig, axes = plt.subplots(num, 5, figsize=(5 * panel * width / height + 2.5, panel * num + 0.6),
+                           squeeze=False, layout="constrained")
+  depth_cmap = matplotlib.colormaps["turbo"].with_extremes(bad="black")
+  std_cmap = matplotlib.colormaps["magma"].with_extremes(bad="black")
+  for row in range(num):
+    shown_truth = np.ma.masked_where(~valid[row], true_depth[row])
+    low = float(true_depth[row][valid[row]].min()) if valid[row].any() else 0.0
+    high = float(true_depth[row][valid[row]].max()) if valid[row].any() else max_depth_m
+    spread_high = float(np.nanpercentile(np.concatenate(
+        [std[row].ravel(), error[row][valid[row]].ravel()]), 99)) if valid[row].any() else 1.0
+    axes[row, 0].imshow(images[row])
+    for col, (values, cmap, vmin, vmax, label) in enumerate((
+        (shown_truth, depth_cmap, low, high, "true depth (m)"),
+        (depth[row], depth_cmap, low, high, "predicted depth (m)"),
+        (std[row], std_cmap, 0.0, spread_high, "predicted std (m)"),
+        (np.ma.masked_invalid(error[row]), std_cmap, 0.0, spread_high, "|error| (m)")), start=1):
+      picture = axes[row, col].imshow(values, cmap=cmap, vmin=vmin, vmax=max(vmax, vmin + 1e-3),
+                                      interpolation="nearest")
+      if row == 0:
+        axes[row, col].set_title(label)
+      if col in (2, 4):
+        fig.colorbar(picture, ax=axes[row, col - 1:col + 1], fraction=0.046, pad=0.02)
+    for ax in axes[row]:
+      ax.set_xticks([])
+      ax.set_yticks([])
+  axes[0, 0].set_title(image_title)
+  if title:
+    fig.suptitle(title)
   folder = os.path.dirname(os.path.abspath(output))
   os.makedirs(folder, exist_ok=True)
   fig.savefig(output, dpi=dpi)

@@ -144,3 +144,20 @@ def test_sparsification_plot_is_written_and_checks_its_curves(tmp_path):
   with pytest.raises(ValueError, match=r"'x'.*positive and finite, got 0.0"):
     uncertainty_plots.write_sparsification_plot(
         {"x": {"fractions": [0, 0.5], "curve": [0, 0], "oracle": [0, 0]}}, str(output))
+
+
+def test_uncertainty_maps_picture_is_written_and_checks_shapes(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from d3tf import uncertainty_plots  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(5)
+  images = rng.uniform(0.0, 1.0, (2, 32, 48, 3)).astype(np.float32)
+  truth = rng.uniform(0.5, 9.0, (2, 32, 48))
+  truth[0, :4] = 0.0  # Invalid pixels are drawn black, not scored.
+  depth = truth + rng.normal(0.0, 0.3, truth.shape)
+  std = np.abs(depth - truth)[..., None] + 0.05  # [N, H, W, 1] is accepted too.
+  output = tmp_path / "maps.png"
+  uncertainty_plots.write_uncertainty_maps(images, truth, depth, std, str(output), title="t")
+  with Image.open(output) as picture:
+    assert picture.format == "PNG" and picture.width > picture.height > 100
+  with pytest.raises(ValueError, match=r"\(2, 32, 48, 3\), \[\(2, 32, 48\), \(2, 32, 40\)"):
+    uncertainty_plots.write_uncertainty_maps(images, truth, depth[..., :40], std, str(output))
