@@ -18,6 +18,15 @@ from typing import Mapping
 import numpy as np
 
 
+def _save(fig, output: str, dpi: int) -> str:
+  """Writes a figure as a PNG (creating its folder) and frees it."""
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  fig.savefig(output, dpi=dpi)
+  plt.close(fig)
+  return output
+
+
 def _curves(label: str, sparsification: Mapping[str, object]) -> tuple[np.ndarray, ...]:
   try:
     values = [np.asarray(sparsification[key], np.float64)
@@ -90,11 +99,7 @@ def write_sparsification_plot(curves: Mapping[str, Mapping[str, object]], output
   ax.legend(fontsize="small", loc="lower left")
   if title:
     ax.set_title(title)
-  folder = os.path.dirname(os.path.abspath(output))
-  os.makedirs(folder, exist_ok=True)
-  fig.savefig(output, dpi=dpi)
-  plt.close(fig)
-  return output
+  return _save(fig, output, dpi)
 
 
 def write_uncertainty_maps(images: np.ndarray, true_depth: np.ndarray, depth: np.ndarray,
@@ -168,8 +173,4 @@ def write_uncertainty_maps(images: np.ndarray, true_depth: np.ndarray, depth: np
   axes[0, 0].set_title(image_title)
   if title:
     fig.suptitle(title)
-  folder = os.path.dirname(os.path.abspath(output))
-  os.makedirs(folder, exist_ok=True)
-  fig.savefig(output, dpi=dpi)
-  plt.close(fig)
-  return output
+  return _save(fig, output, dpi)
