@@ -121,7 +121,9 @@ _IMAGENET = flags.DEFINE_string(
     "encoder (full size only). Default: random initialisation.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Fine-tune: start from the weights of a trained model (a model_dir of "
-    "this program, or a .keras file) of the same size, e.g. DFD pre-trained on NYUv2.")
+    "this program, or a .keras file) of the same size, e.g. DFD pre-trained on NYUv2. Copied "
+    "layer by layer by name: a deterministic model may start a Bayesian one (its decoder "
+    "kernels become the posterior means; a new aleatoric head keeps its initialisation).")
 _CROP = flags.DEFINE_integer(
     "crop_size", None, "Side of the square training crops, a multiple of 32. Default: 256 (the "
     "paper), 128 for procedural scenes.", lower_bound=32)
@@ -392,8 +394,9 @@ def _loss_name() -> str:
 
 
 def _init_from(model, path: str) -> None:
-  """Copies the weights of a trained model (model_dir or .keras) into ``model``."""
+  """Copies the weights of a trained model (model_dir or .keras) into ``model``, by layer name."""
   import keras  # pylint: disable=g-import-not-at-top
+  from d3tf import models  # pylint: disable=g-import-not-at-top
   if os.path.isdir(path):
     for name in ("model.keras", "best.keras"):
       if os.path.exists(os.path.join(path, name)):
@@ -405,9 +408,9 @@ def _init_from(model, path: str) -> None:
     raise ValueError(f"--init_from={path}: no such file")
   source = keras.models.load_model(path, compile=False)
   try:
-    model.set_weights(source.get_weights())
+    models.copy_weights_by_name(model, source)
   except ValueError as e:
-    raise ValueError(f"--init_from={path}: its weights do not fit this --model_size ({e})") from e
+    raise ValueError(f"--init_from={path}: its weights do not fit this model ({e})") from e
   logging.info("Initialised the weights from %s", path)
 
 

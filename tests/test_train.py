@@ -146,6 +146,21 @@ def test_resume_after_kill(full_run, tmp_path):
   assert float(rows[-1]["val_rel"]) == pytest.approx(float(final_reference["val_rel"]), rel=1e-4)
 
 
+def test_init_from_a_deterministic_run_starts_a_bayesian_one(full_run, tmp_path):
+  reference_dir, _ = full_run
+  args = ["--model_size=tiny", "--crop_size=32", "--batch_size=2", "--epochs=1",
+          "--steps_per_epoch=1", "--validation_steps=1", f"--init_from={reference_dir}"]
+  output = _check(_train([f"--model_dir={tmp_path / 'bayes'}", "--variational_blocks=5",
+                          "--aleatoric=laplace", *args]))
+  assert f"Initialised the weights from {reference_dir / 'model.keras'}" in output
+  assert "1 posterior means from deterministic kernels" in output
+  assert "kept the initialisation of ['log_scale_conv']" in output
+  mismatch = _train([f"--model_dir={tmp_path / 'bandpass'}", "--input_features=rgb+bandpass",
+                     *args])
+  assert mismatch.returncode != 0
+  assert "do not fit this model" in mismatch.stderr and "'conv1_conv'" in mismatch.stderr
+
+
 def test_bad_flags_are_named():
   result = _train(["--crop_size=48", "--model_dir=/nonexistent/never"])
   assert result.returncode != 0

@@ -21,6 +21,8 @@ from d3tf.models.layers import MonteCarloLayer
 from d3tf.models.layers import set_mc_dropout
 from d3tf.models.layers import set_mc_sampling
 from d3tf.models.layers import SizeMultipleCheck
+from d3tf.models.transfer import copy_weights_by_name
+from d3tf.models.transfer import TransferReport
 from d3tf.models.variational import Conv2DFlipout
 from d3tf.models.variational import Conv2DReparameterization
 from d3tf.models.variational import set_kl_weight
@@ -34,6 +36,7 @@ __all__ = [
     "Conv2DFlipout",
     "Conv2DReparameterization",
     "config_from_model",
+    "copy_weights_by_name",
     "D3Net",
     "D3NetConfig",
     "ENCODER_OUTPUT_NAME",
@@ -48,6 +51,7 @@ __all__ = [
     "SIZE_MULTIPLE",
     "SizeMultipleCheck",
     "SKIP_LAYER_NAMES",
+    "TransferReport",
     "VARIATIONAL_TYPES",
     "variational_layers",
 ]
