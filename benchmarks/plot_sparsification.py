@@ -4,13 +4,13 @@ Reads JSON files written by ``python -m d3tf.evaluate --samples=T`` (their
 ``uncertainty.sparsification``: the mean curve by predicted std and the
 oracle curve by true error) and writes one PNG in which each model's curves
 are divided by its error with no pixel removed (a random ranking is the flat
-line at 1). The README's uncertainty picture:
+line at 1). The README's uncertainty picture (the JSONs of the README's evaluate commands):
 
   python benchmarks/plot_sparsification.py \
-      --eval="all-in-focus, MC dropout=runs/eval/unc480_aif_bandpass.json" \
-      --eval="defocus, MC dropout=runs/eval/unc480_focus2m_bandpass.json" \
-      --eval="all-in-focus, Laplace head=runs/eval/unc480_aif_bandpass_laplace.json" \
-      --eval="defocus, Laplace head=runs/eval/unc480_focus2m_bandpass_laplace.json" \
+      --eval="all-in-focus, MC dropout=runs/eval/procedural480_aif_bandpass.json" \
+      --eval="defocus, MC dropout=runs/eval/procedural480_focus2m_bandpass.json" \
+      --eval="all-in-focus, Laplace head=runs/eval/procedural480_aif_bandpass_laplace.json" \
+      --eval="defocus, Laplace head=runs/eval/procedural480_focus2m_bandpass_laplace.json" \
       --output=benchmarks/results/sparsification_procedural480.png
 """
 
