@@ -494,7 +494,8 @@ def _write_sparsification_plot(report: dict[str, Any], json_path: str) -> None:
   model_path = os.path.normpath(report["model"])
   label = os.path.join(os.path.basename(os.path.dirname(model_path)), os.path.basename(model_path))
   uncertainty_plots.write_sparsification_plot(
-      {label: sparsification}, plot_path, error_name="RMSE" if metric == "rmse" else "mean abs error",
+      {label: sparsification}, plot_path,
+      error_name="RMSE" if metric == "rmse" else "mean abs error",
       title=f"{report['num_images']} images of {report['dataset']}, T = {report['samples']}")
   logging.info("Wrote %s", os.path.abspath(plot_path))
 
