@@ -316,6 +316,33 @@ def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(loaded, 
   np.testing.assert_allclose(out["depth"], want, atol=1e-4, rtol=0)
 
 
+def test_bandpass_input_model_int8_keeps_the_sharpness_maps_in_float(loaded):
+  """An int8 grid rounds the band RMS to zero; the band-pass layer stays float and runs."""
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  _, meta = loaded
+  keras.utils.set_random_seed(4)
+  config = D3NetConfig.tiny(input_features="rgb+bandpass", dropout_rate=0.0)
+  model = build_d3net(config)
+  meta = dict(meta, model_config=config.to_dict())
+  # Scenes like the calibration's (other ones): random noise has no band-pass statistics.
+  images = exporter.calibration_images(meta, (64, 96), 6)[4:]
+  want = model(images.astype(np.float32) / 255.0, training=False).numpy()[..., 0]
+  flatbuffer, ops = exporter.convert_to_tflite(model, meta, 1, quantize="int8",
+                                               input_size=(64, 96), calibration_examples=4)
+  assert "QUANTIZE" in ops and "DIV" in ops, ops
+  interpreter = Interpreter(model_content=flatbuffer)
+  types = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}
+  divisions = [name for name in types if "bandpass_sharpness" in name and "truediv" in name]
+  assert len(divisions) == 3 and all(types[name] == np.float32 for name in divisions), types
+  assert any(dtype == np.int8 for dtype in types.values())  # The rest is quantised.
+  runner = interpreter.get_signature_runner("serving_default")
+  got = np.concatenate([runner(images=image[None])["depth"] for image in images])
+  got = got.reshape(want.shape)
+  error = np.abs(got - want)
+  assert np.all(np.isfinite(got)) and error.max() < 0.5 and error.mean() < 0.15, error.mean()
+
+
 # ------------------------------------------------------- aleatoric head
 def _aleatoric_model():
   """Depth through MC dropout; log_scale deterministic (so aleatoric std is exact)."""

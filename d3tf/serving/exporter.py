@@ -58,6 +58,10 @@ DEFAULT_CALIBRATION_SIZE = (256, 256)
 # Ops that compute the Monte-Carlo statistics; int8 export keeps them in float
 # (a standard deviation of millimetres does not survive an int8 grid).
 _FLOAT_STATISTICS_OPS = ("MEAN", "SQUARED_DIFFERENCE", "SQRT", "SQUARE", "EXP", "ADD")
+# Layers whose ops int8 export keeps in float: the band-pass sharpness maps are
+# ratios of band RMS values of a few thousandths, which an int8 grid rounds to
+# zero (TFLite's int8 DIV then aborts on a zero divisor).
+_FLOAT_LAYER_NODES = re.compile(r"/bandpass_sharpness(_\d+)?/")
 _VERSION_RE = re.compile(r"^\d+$")
 
 
@@ -440,20 +444,26 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
         for image in images:
           yield {protocol.IMAGES_INPUT: image[None]}
 
+      # Nodes to keep in float, named in the float conversion (the same graph).
+      float_nodes = (_float_layer_nodes(_convert(converter.convert))
+                     if any(_FLOAT_LAYER_NODES.search(f"/{layer.name}/") for layer in model.layers)
+                     else [])
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       converter.representative_dataset = representative
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                              tf.lite.OpsSet.TFLITE_BUILTINS]
-      if set(serving.output_names) == {protocol.DEPTH}:
+      # Keep the statistics in float: quantised, a std of millimetres
+      # collapses, and TFLite's int8 SQUARED_DIFFERENCE aborts on a zero range.
+      float_ops = ([] if set(serving.output_names) == {protocol.DEPTH}
+                   else list(_FLOAT_STATISTICS_OPS))
+      if not float_ops and not float_nodes:
         flatbuffer = _convert(converter.convert)
       else:
-        # Keep the statistics in float: quantised, a std of millimetres
-        # collapses, and TFLite's int8 SQUARED_DIFFERENCE aborts on a zero range.
         def convert_selectively():
           debugger = tf.lite.experimental.QuantizationDebugger(
               converter=converter, debug_dataset=representative,
               debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                  denylisted_ops=list(_FLOAT_STATISTICS_OPS)))
+                  denylisted_ops=float_ops, denylisted_nodes=float_nodes))
           return debugger.get_nondebug_quantized_model()
 
         flatbuffer = _convert(convert_selectively)
@@ -465,6 +475,13 @@ def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *
     raise ValueError(f"TFLite conversion needs non-builtin ops {foreign}; d3tf exports builtin "
                      "ops only")
   return flatbuffer, ops
+
+
+def _float_layer_nodes(flatbuffer: bytes) -> list[str]:
+  """Names of a float TFLite model's tensors made by the layers int8 keeps in float."""
+  from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  return sorted({detail["name"] for detail in Interpreter(model_content=flatbuffer)
+                 .get_tensor_details() if _FLOAT_LAYER_NODES.search(detail["name"])})
 
 
 def _convert(convert: Callable[[], bytes]) -> bytes:
