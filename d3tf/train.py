@@ -98,6 +98,10 @@ _PSF = flags.DEFINE_enum("psf", "gaussian", ["gaussian", "disk"],
 _RENDER_MODE = flags.DEFINE_enum(
     "render_mode", "improved", ["improved", "paper"],
     "Defocus renderer: d3tf's improved compositing, or the paper's choices.")
+_RENDER_BITS = flags.DEFINE_integer(
+    "render_bits", 0, "Round the rendered defocused images to 2**bits levels (8: what a camera's "
+    "JPEG or PNG, and the exported models' uint8 input, hold); 0 keeps them float. Saved with "
+    "the model, so evaluate renders its test images alike.", lower_bound=0, upper_bound=16)
 _MODEL_SIZE = flags.DEFINE_enum(
     "model_size", None, ["tiny", "small", "full"],
     "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
@@ -302,7 +306,7 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
   batch = _BATCH.value
   render_camera = None if _DATASET.value == "dfd" else camera
   common = dict(batch_size=batch, crop_size=(crop, crop), camera=render_camera, psf=_PSF.value,
-                render_options={"mode": _RENDER_MODE.value}, seed=_SEED.value,
+                render_options=_render_options(), seed=_SEED.value,
                 deterministic=True)
   if _AUGMENT.value == "full":
     augment = AugmentOptions(flip=_FLIPS.value)
@@ -381,7 +385,7 @@ def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: 
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   inference.write_metadata(
       model_dir, camera=camera, psf=_PSF.value,
-      render_options=({"mode": _RENDER_MODE.value}
+      render_options=(_render_options()
                       if camera is not None and _DATASET.value != "dfd" else None),
       model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
       train_data=train_data, extra={"crop_size": crop, "loss": _loss_name(),
@@ -391,6 +395,14 @@ def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: 
 def _loss_name() -> str:
   """The data loss: --loss, or the NLL of --aleatoric."""
   return _LOSS.value if _ALEATORIC.value == "none" else f"{_ALEATORIC.value}_nll"
+
+
+def _render_options() -> dict:
+  """The RenderOptions fields the flags set (saved in the model's metadata)."""
+  options = {"mode": _RENDER_MODE.value}
+  if _RENDER_BITS.value:
+    options["output_bits"] = _RENDER_BITS.value
+  return options
 
 
 def _init_from(model, path: str) -> None:

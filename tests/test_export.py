@@ -314,6 +314,14 @@ def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(loaded, 
   assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
   out = _tflite(flatbuffer, tmp_path, "bandpass_tflite", meta, {"samples": 1}).predict(images)
   np.testing.assert_allclose(out["depth"], want, atol=1e-4, rtol=0)
+  # float16: flat regions (band RMS 0) rely on the floor's constants surviving float16.
+  flat = images.copy()
+  flat[:, :, :48] = 128
+  want = model(flat.astype(np.float32) / 255.0, training=False).numpy()[..., 0]
+  flatbuffer, _ = exporter.convert_to_tflite(model, meta, 1, quantize="float16")
+  out = _tflite(flatbuffer, tmp_path, "bandpass_fp16", meta, {"samples": 1}).predict(flat)
+  assert np.all(np.isfinite(out["depth"]))
+  np.testing.assert_allclose(out["depth"], want, atol=0.02, rtol=0)
 
 
 def test_bandpass_input_model_int8_keeps_the_sharpness_maps_in_float(loaded):

@@ -217,6 +217,19 @@ def test_sensor_noise_is_reproducible_for_a_seed_and_has_the_asked_variance():
       1e-3 * signal, rel=0.1)  # variance = gain * signal.
 
 
+def test_output_bits_round_the_render_to_a_cameras_levels():
+  depth = np.linspace(0.8, 6.0, 48, dtype=np.float32)[None, :].repeat(32, 0)
+  image = _texture(32, 48, seed=4)
+  smooth = render_defocus(image, depth, CAMERA).numpy()
+  stored = render_defocus(image, depth, CAMERA, output_bits=8).numpy()
+  levels = stored * 255.0
+  np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)  # On the 8-bit grid...
+  assert np.abs(stored - smooth).max() <= 0.5 * ONE_LEVEL + 1e-6  # ...the nearest level.
+  assert np.mean(np.abs(smooth * 255.0 - np.round(smooth * 255.0)) > 0.01) > 0.5  # Float before.
+  coarse = render_defocus(image, depth, CAMERA, output_bits=2).numpy()
+  assert set(np.unique(np.round(coarse * 3.0, 4))) <= {0.0, 1.0, 2.0, 3.0}
+
+
 def test_blur_spaced_layers_need_fewer_slabs_than_the_papers():
   improved, paper = (RenderOptions.for_mode(m).layer_grid(CAMERA) for m in ("improved", "paper"))
   assert improved.num_layers < 30 < 200 < paper.num_layers
@@ -233,6 +246,8 @@ def test_blur_spaced_layers_need_fewer_slabs_than_the_papers():
     (dict(border="wrap"), "border"),
     (dict(depth_range_m=(5.0, 1.0)), "depth_range_m"),
     (dict(noise_read_std=-0.1), "noise"),
+    (dict(output_bits=17), r"output_bits must be an integer in \[0, 16\].*got 17"),
+    (dict(output_bits=7.5), "output_bits.*got 7.5"),
 ])
 def test_bad_options_are_rejected_with_the_value(kwargs, message):
   with pytest.raises(ValueError, match=message):

@@ -178,7 +178,8 @@ for path in sys.argv[1:]:
   flags.FLAGS.unparse_flags()
   flags.FLAGS(["train", f"--flagfile={path}"])
   result[path] = {name: flags.FLAGS[name].value for name in
-                  ("model_dir", "dataset", "input", "aleatoric", "input_features")}
+                  ("model_dir", "dataset", "input", "aleatoric", "input_features",
+                   "render_bits")}
 print(json.dumps(result))
 """
 
@@ -196,7 +197,8 @@ def test_every_pipeline_flagfile_parses():
   laplace = parsed["pipelines/procedural480_focus2m_bandpass_laplace.flags"]
   assert laplace == {"model_dir": "runs/procedural480_focus2m_bandpass_laplace",
                      "dataset": "tfrecord", "input": "defocus", "aleatoric": "laplace",
-                     "input_features": "rgb+bandpass"}
+                     "input_features": "rgb+bandpass", "render_bits": 0}
+  assert parsed["pipelines/procedural480_focus2m_bandpass_8bit.flags"]["render_bits"] == 8
   assert len({values["model_dir"] for values in parsed.values()}) == len(paths)
 
 

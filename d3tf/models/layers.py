@@ -188,6 +188,9 @@ class LogScale(keras.layers.Layer):
     return config
 
 
+_GREY_LEVELS = 255.0
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class BandPassSharpness(keras.layers.Layer):
   """Three fixed, contrast-normalised band-pass maps of RGB images: a sharpness input.
@@ -242,11 +245,13 @@ class BandPassSharpness(keras.layers.Layer):
 
   def call(self, inputs):
     box = lambda x, size: tf.nn.avg_pool2d(x, size, 1, "SAME")
-    grey = tf.reduce_mean(tf.cast(inputs, tf.float32), axis=-1, keepdims=True)
+    # In grey levels (x 255), so that the floor's constants (floor^2 = 1e-8 on
+    # a [0, 1] scale) survive a float16 export; the maps are scale-free.
+    grey = tf.reduce_mean(tf.cast(inputs, tf.float32), axis=-1, keepdims=True) * _GREY_LEVELS
     fine_mean = box(grey, self.fine_window)
     fine = grey - fine_mean
     middle = fine_mean - box(grey, self.middle_window)
-    floor = self.floor
+    floor = self.floor * _GREY_LEVELS
     fine_rms = tf.sqrt(box(fine * fine, self.rms_window) + floor * floor)
     middle_rms = tf.sqrt(box(middle * middle, self.rms_window) + floor * floor)
     return tf.concat([fine / (middle_rms + floor), middle / (middle_rms + floor),

@@ -94,6 +94,9 @@ class RenderOptions:
     noise_shot_gain: Poisson (shot) noise variance per unit linear signal.
     noise_read_std: Gaussian read-noise standard deviation (linear units).
     skip_empty_layers: Skip slabs that no pixel of the batch falls in.
+    output_bits: 0 (default): float output; 1-16: round the sRGB output to
+      ``2**bits`` levels, as a camera's file stores it (8: a JPEG or PNG),
+      so that a model trained on renders sees what it is served (uint8).
   """
 
   mode: str = "improved"
@@ -111,6 +114,7 @@ class RenderOptions:
   noise_shot_gain: float = 0.0
   noise_read_std: float = 0.0
   skip_empty_layers: bool = True
+  output_bits: int = 0
 
   @classmethod
   def for_mode(cls, mode: str = "improved", **overrides: Any) -> "RenderOptions":
@@ -143,6 +147,10 @@ class RenderOptions:
     if self.noise_shot_gain < 0 or self.noise_read_std < 0:
       raise ValueError("noise_shot_gain and noise_read_std must be >= 0, got "
                        f"{self.noise_shot_gain!r} and {self.noise_read_std!r}")
+    if isinstance(self.output_bits, bool) or self.output_bits != int(self.output_bits) or \
+        not 0 <= self.output_bits <= 16:
+      raise ValueError(f"output_bits must be an integer in [0, 16] (0: float output), got "
+                       f"{self.output_bits!r}")
 
   def layer_grid(self, camera: Camera, psf: str = "gaussian") -> layers_lib.LayerGrid:
     """The depth slabs these options give for ``camera`` and ``psf``."""
@@ -277,6 +285,9 @@ def render_defocus(images, depths, camera: Camera, psf: str = "gaussian", seed=N
   if settings.linear_light:
     out = color.linear_to_srgb(out)
   out = tf.clip_by_value(out, 0.0, 1.0)
+  if settings.output_bits:
+    levels = float(2 ** int(settings.output_bits) - 1)
+    out = tf.round(out * levels) / levels
   if unbatched:
     out = out[0]
   return tf.cast(out, input_dtype) if input_dtype.is_floating else out
