@@ -114,6 +114,10 @@ _CAMERA = flags.DEFINE_enum(
     "applied to dfd and diw, whose photos are real.")
 _FOCUS = flags.DEFINE_float("focus_distance_m", None, "Overrides the camera's focus distance.")
 _F_NUMBER = flags.DEFINE_float("f_number", None, "Overrides the camera's f-number.")
+_RENDER_BITS = flags.DEFINE_integer(
+    "render_bits", None, "Overrides the model's rounding of the rendered images: 8 rounds them "
+    "to 256 levels as a camera's file (and the exports' uint8 input) holds them, 0 keeps them "
+    "float. Default: as the model was trained.", lower_bound=0, upper_bound=16)
 _SAMPLES = flags.DEFINE_integer(
     "samples", 1, "Monte-Carlo samples per image (MC dropout and variational layers). 1: one "
     "deterministic pass (a model with an aleatoric head still reports its uncertainty "
@@ -430,6 +434,8 @@ def main(argv):
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from None
   render_kwargs = inference.render_kwargs_from_metadata(predictor.metadata)
+  if _RENDER_BITS.value is not None:
+    render_kwargs["output_bits"] = _RENDER_BITS.value
   camera, camera_source = (None, "real photos") if dataset in ("dfd", "diw") else choose_camera(
       predictor)
   dfd_aperture = _DFD_APERTURE.value

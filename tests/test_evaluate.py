@@ -75,6 +75,27 @@ def test_procedural_scenes_rendered_with_the_models_camera(model_dir, tmp_path):
         expected["pixel_weighted"][name], rel=1e-3)
 
 
+def test_render_bits_rounds_the_rendered_test_images(model_dir, tmp_path):
+  out = tmp_path / "eight_bit.json"
+  _run(f"--model={model_dir}", "--dataset=procedural", "--num_examples=2", "--height=64",
+       "--width=64", "--render_bits=8", f"--output_json={out}")
+  report = json.loads(out.read_text())
+  assert report["render_options"]["output_bits"] == 8
+  from d3tf.data import procedural
+  from d3tf.optics import render_defocus
+  scenes = procedural.scene_batch(range(2), split="test", height=64, width=64)
+  image = scenes["image"] / np.float32(255.0)
+  predictor = inference.load_predictor(model_dir)
+  scores = {}
+  for bits in (0, 8):
+    blurred = render_defocus(image, scenes["depth"], Camera.nyu(2.0), output_bits=bits).numpy()
+    acc = metrics.MetricsAccumulator()
+    acc.update(scenes["depth"], predictor.predict(blurred)["depth"])
+    scores[bits] = acc.result()["per_image_mean"]["rel"]
+  assert report["metrics"]["rel"] == pytest.approx(scores[8], rel=1e-4)
+  assert scores[8] != scores[0]  # The rounding reaches the model.
+
+
 def test_two_real_nyu_images_in_the_eigen_crop_with_mc_samples(model_dir, tmp_path,
                                                                 shared_subdir):
   nyu = shared_subdir("nyuv2_samples")
