@@ -297,14 +297,19 @@ def test_tflite_mc_dropout_samples_with_builtin_random_uniform(loaded, tmp_path)
     predictor.predict(images, samples=5)
 
 
-def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(loaded, tmp_path):
-  """The band-pass sharpness maps (box means, sqrt, log) survive both exports."""
-  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+@pytest.fixture(scope="module")
+def bandpass(loaded):
+  """A tiny deterministic band-pass D3-Net and its metadata."""
   _, meta = loaded
   keras.utils.set_random_seed(4)
   config = D3NetConfig.tiny(input_features="rgb+bandpass", dropout_rate=0.0)
-  model = build_d3net(config)
-  meta = dict(meta, model_config=config.to_dict())
+  return build_d3net(config), dict(meta, model_config=config.to_dict())
+
+
+def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(bandpass, tmp_path):
+  """The band-pass sharpness maps (box means, sqrt, log) survive both exports."""
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+  model, meta = bandpass
   images = _images(2, 64, 96, seed=9)
   want = model(images.astype(np.float32) / 255.0, training=False).numpy()[..., 0]
   export_dir = exporter.export_saved_model(model, meta, tmp_path / "bandpass", samples=1)
@@ -324,15 +329,11 @@ def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(loaded, 
   np.testing.assert_allclose(out["depth"], want, atol=0.02, rtol=0)
 
 
-def test_bandpass_input_model_int8_keeps_the_sharpness_maps_in_float(loaded):
+def test_bandpass_input_model_int8_keeps_the_sharpness_maps_in_float(bandpass):
   """An int8 grid rounds the band RMS to zero; the band-pass layer stays float and runs."""
   pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
-  _, meta = loaded
-  keras.utils.set_random_seed(4)
-  config = D3NetConfig.tiny(input_features="rgb+bandpass", dropout_rate=0.0)
-  model = build_d3net(config)
-  meta = dict(meta, model_config=config.to_dict())
+  model, meta = bandpass
   # Scenes like the calibration's (other ones): random noise has no band-pass statistics.
   images = exporter.calibration_images(meta, (64, 96), 6)[4:]
   want = model(images.astype(np.float32) / 255.0, training=False).numpy()[..., 0]
