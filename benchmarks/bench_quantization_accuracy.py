@@ -46,21 +46,6 @@ _OUTPUT = flags.DEFINE_string("output", "", "Markdown file for the results ('' t
 _METRICS = ("rel", "rms", "delta1")
 
 
-def _test_scenes(metadata, count: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-  """uint8 inputs (defocused with the model's camera) and depth of procedural test scenes."""
-  from d3tf.data.pipeline import make_dataset  # pylint: disable=g-import-not-at-top
-  kwargs = inference.render_kwargs_from_metadata(metadata)
-  psf = kwargs.pop("psf")
-  dataset = make_dataset("procedural", batch_size=1, crop_size=size,
-                         camera=inference.camera_from_metadata(metadata), psf=psf,
-                         render_options=kwargs or None, augment=False, seed=0, repeat=False,
-                         split="test", procedural_options={"num_scenes": count},
-                         deterministic=True)
-  images, depths = zip(*((x[0], y[0, ..., 0]) for x, y in dataset.as_numpy_iterator()))
-  return (np.round(np.clip(np.stack(images), 0.0, 1.0) * 255.0).astype(np.uint8),
-          np.stack(depths))
-
-
 def _score(name: str, predictions: np.ndarray, depths: np.ndarray, reference: np.ndarray | None
            ) -> dict:
   from d3tf import metrics  # pylint: disable=g-import-not-at-top
@@ -85,7 +70,7 @@ def main(argv):
   predictor = inference.load_predictor(_MODEL.value)
   metadata = predictor.metadata
   logging.info("Model %s: %s", predictor.path, inference.describe_metadata(metadata))
-  images, depths = _test_scenes(metadata, _IMAGES.value, size)
+  images, depths = exporter.procedural_scenes(metadata, size, _IMAGES.value, split="test")
   keras_depth = np.concatenate([predictor.predict(image[None])["depth"] for image in images])
   rows = {"Keras (float32)": (None, _score("Keras", keras_depth, depths, None))}
   for quantize in _VARIANTS.value:

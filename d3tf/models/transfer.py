@@ -83,13 +83,9 @@ def copy_weights_by_name(target: keras.Model, source: keras.Model) -> TransferRe
     source_variational = isinstance(origin, _VARIATIONAL)
     if target_variational == source_variational:
       weights, wanted, done = origin.get_weights(), _shapes(layer.get_weights()), report.copied
-    elif target_variational:
-      weights = _mean_weights(origin)
-      wanted = _shapes(_mean_weights(layer))
-      done = report.to_posterior_mean
-    else:
-      weights, wanted, done = _mean_weights(origin), _shapes(layer.get_weights()), \
-          report.from_posterior_mean
+    else:  # Kernel (and bias) against posterior mean, either way round.
+      weights, wanted = _mean_weights(origin), _shapes(_mean_weights(layer))
+      done = report.to_posterior_mean if target_variational else report.from_posterior_mean
     if _shapes(weights) != wanted:
       raise ValueError(f"Layer {layer.name!r}: the source's weights have shapes "
                        f"{_shapes(weights)}, the target's {wanted}")

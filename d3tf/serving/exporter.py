@@ -360,21 +360,22 @@ def parse_input_size(text: str | None) -> tuple[int, int] | None:
   return int(match.group(1)), int(match.group(2))
 
 
-def calibration_images(metadata: Mapping[str, Any] | None, size: tuple[int, int],
-                       count: int = DEFAULT_CALIBRATION_EXAMPLES, seed: int = 0) -> np.ndarray:
-  """Representative inputs for int8 calibration: procedural training scenes.
+def procedural_scenes(metadata: Mapping[str, Any] | None, size: tuple[int, int], count: int,
+                      seed: int = 0, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+  """Procedural scenes as the model of ``metadata`` sees them, and their depth.
 
-  Scenes of the procedural ``train`` split, defocused by the metadata's
-  camera with its PSF and render options (sharp for an all-in-focus model),
-  rendered at ``size`` rounded up to a multiple of 32 and centre-cropped to
-  ``size``.
+  Scenes of the procedural ``split``, defocused by the metadata's camera with
+  its PSF and render options (sharp for an all-in-focus model), rendered at
+  ``size`` rounded up to a multiple of 32, centre-cropped to ``size`` and
+  quantised to uint8 as a camera delivers them.
 
   Returns:
-    uint8 ``[count, height, width, 3]``.
+    uint8 images ``[count, height, width, 3]`` and depth in metres ``[count,
+    height, width]``.
   """
   from d3tf.data.pipeline import make_dataset  # pylint: disable=g-import-not-at-top
   if isinstance(count, bool) or int(count) != count or count < 1:
-    raise ValueError(f"calibration examples must be an integer >= 1, got {count!r}")
+    raise ValueError(f"the number of scenes must be an integer >= 1, got {count!r}")
   height, width = size
   padded = (-(-height // 32) * 32, -(-width // 32) * 32)
   kwargs = inference.render_kwargs_from_metadata(metadata)
@@ -382,12 +383,28 @@ def calibration_images(metadata: Mapping[str, Any] | None, size: tuple[int, int]
   camera = inference.camera_from_metadata(metadata)
   dataset = make_dataset("procedural", batch_size=1, crop_size=padded, camera=camera, psf=psf,
                          render_options=kwargs or None, augment=False, seed=seed, repeat=False,
-                         split="train", procedural_options={"num_scenes": int(count)},
+                         split=split, procedural_options={"num_scenes": int(count)},
                          deterministic=True)
   top, left = (padded[0] - height) // 2, (padded[1] - width) // 2
-  images = [np.asarray(inputs)[0, top:top + height, left:left + width]
-            for inputs, _ in dataset.as_numpy_iterator()]
-  return np.round(np.clip(np.stack(images), 0.0, 1.0) * 255.0).astype(np.uint8)
+  crop = lambda x: np.asarray(x)[0, top:top + height, left:left + width]
+  images, depths = zip(*((crop(inputs), crop(depth)[..., 0])
+                         for inputs, depth in dataset.as_numpy_iterator()))
+  return (np.round(np.clip(np.stack(images), 0.0, 1.0) * 255.0).astype(np.uint8),
+          np.stack(depths))
+
+
+def calibration_images(metadata: Mapping[str, Any] | None, size: tuple[int, int],
+                       count: int = DEFAULT_CALIBRATION_EXAMPLES, seed: int = 0) -> np.ndarray:
+  """Representative inputs for int8 calibration: procedural training scenes.
+
+  See :func:`procedural_scenes` (split ``train``).
+
+  Returns:
+    uint8 ``[count, height, width, 3]``.
+  """
+  if isinstance(count, bool) or int(count) != count or count < 1:
+    raise ValueError(f"calibration examples must be an integer >= 1, got {count!r}")
+  return procedural_scenes(metadata, size, count, seed, split="train")[0]
 
 
 def convert_to_tflite(model, metadata: Mapping[str, Any] | None, samples: int, *,
