@@ -33,68 +33,41 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from d3tf import inference
+from d3tf import flags as flags_lib
 
-_MODEL = flags.DEFINE_string(
-    "model", None, "Trained model to export: a model_dir of d3tf.train or a .keras file with "
-    "d3tf_metadata.json beside it.")
-_CHECKPOINT = inference.define_checkpoint_flag()
-_NAME = flags.DEFINE_string("name", None, "Model name: the export goes to "
-                            "EXPORT_DIR/NAME/VERSION (TFLite: EXPORT_DIR/NAME/tflite/VERSION).")
-_VERSION = flags.DEFINE_integer("version", None, "Version number to write; default the next "
-                                "free one. An existing version is never overwritten.",
-                                lower_bound=1)
-_EXPORT_DIR = flags.DEFINE_string("export_dir", "savedmodels", "Folder of the exports (TF "
-                                  "Serving's model base paths are its sub-folders).")
-_SAMPLES = flags.DEFINE_integer(
-    "samples", None, "Monte-Carlo samples T drawn per prediction (in one batched pass, dropout "
-    "on); T > 1 adds the output depth_std. Default: 20 for a model with MC dropout or Bayesian "
-    "layers, else 1.", lower_bound=1)
-_FORMAT = flags.DEFINE_enum("format", "saved_model", ["saved_model", "tflite"],
-                            "saved_model (for TF Serving) or tflite (for LiteRT).")
-_QUANTIZE = flags.DEFINE_enum(
-    "quantize", "float32", ["float32", "float16", "int8"],
-    "TFLite only: float32 (none), float16 (float16 weights) or int8 (weights and activations, "
-    "calibrated on procedural scenes defocused by the model's camera).")
-_INPUT_SIZE = flags.DEFINE_string(
-    "input_size", "any", "TFLite only: HEIGHTxWIDTH (e.g. 256x256) for a fixed input of one "
-    "image [1, H, W, 3], or 'any' for any batch and size (dynamic shapes, builtin ops).")
-_CALIBRATION = flags.DEFINE_integer("calibration_examples", 16, "TFLite int8 only: procedural "
-                                    "scenes that calibrate the quantisation.", lower_bound=1)
-_INSPECT = flags.DEFINE_string(
-    "inspect", None, "Instead of exporting, log what an export holds: a version folder, a "
-    "model's export folder (latest version) or a .tflite file.")
+flags_lib.define_export_flags()
+FLAGS = flags.FLAGS
 
 
 def main(argv):
   from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if _INSPECT.value is not None:
+  if FLAGS.inspect is not None:
     try:
-      ref, meta = exporter.read_export(_INSPECT.value)
+      ref, meta = exporter.read_export(FLAGS.inspect)
     except (FileNotFoundError, ValueError) as e:
       raise app.UsageError(f"--inspect: {e}") from None
     for line in exporter.describe_export(ref, meta).splitlines():
       logging.info("%s", line)
     return
-  if _MODEL.value is None or _NAME.value is None:
+  if FLAGS.model is None or FLAGS.name is None:
     raise app.UsageError("--model and --name are required (or --inspect PATH)")
-  if _FORMAT.value == "saved_model" and (_QUANTIZE.value != "float32" or
-                                         _INPUT_SIZE.value.strip().lower() != "any"):
-    raise app.UsageError(f"--quantize={_QUANTIZE.value} and --input_size={_INPUT_SIZE.value} "
+  if FLAGS.format == "saved_model" and (FLAGS.quantize != "float32" or
+                                         FLAGS.input_size.strip().lower() != "any"):
+    raise app.UsageError(f"--quantize={FLAGS.quantize} and --input_size={FLAGS.input_size} "
                          "apply to --format=tflite only (a SavedModel is float32 and takes any "
                          "size)")
   try:
-    input_size = exporter.parse_input_size(_INPUT_SIZE.value)
+    input_size = exporter.parse_input_size(FLAGS.input_size)
   except ValueError as e:
     raise app.UsageError(f"--input_size: {e}") from None
   try:
     path = exporter.export_model(
-        _MODEL.value, _NAME.value, export_dir=_EXPORT_DIR.value, version=_VERSION.value,
-        samples=_SAMPLES.value, fmt=_FORMAT.value, quantize=_QUANTIZE.value,
-        input_size=input_size, checkpoint=_CHECKPOINT.value,
-        calibration_examples=_CALIBRATION.value)
+        FLAGS.model, FLAGS.name, export_dir=FLAGS.export_dir, version=FLAGS.version,
+        samples=FLAGS.samples, fmt=FLAGS.format, quantize=FLAGS.quantize,
+        input_size=input_size, checkpoint=FLAGS.checkpoint,
+        calibration_examples=FLAGS.calibration_examples)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     raise app.UsageError(str(e)) from None
   ref, meta = exporter.read_export(path)

@@ -1,4 +1,4 @@
-"""Tests of `python -m d3tf.evaluate`, run as a user would (a subprocess)."""
+"""Tests of evaluation: the library in-process, and `python -m d3tf.evaluate` once as a user would."""
 
 import json
 import os
@@ -13,6 +13,8 @@ from PIL import Image
 
 from d3tf import inference
 from d3tf import metrics
+from d3tf.experiment import config as config_lib
+from d3tf.experiment import eval_lib
 from d3tf.models import D3NetConfig
 from d3tf.models import build_d3net
 from d3tf.optics import Camera
@@ -28,6 +30,10 @@ def _run(*args, check=True):
   return result
 
 
+def _evaluate(model, **kwargs):
+  return eval_lib.run_evaluation(eval_lib.EvalConfig(model=str(model), **kwargs))
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
   """A tiny D3-Net trained (nominally) on defocus from the NYU camera focused at 2 m."""
@@ -40,6 +46,7 @@ def model_dir(tmp_path_factory):
 
 
 def test_procedural_scenes_rendered_with_the_models_camera(model_dir, tmp_path):
+  """The CLI smoke test (a subprocess); the other tests call the library."""
   out = tmp_path / "eval.json"
   result = _run(f"--model={model_dir}", "--dataset=procedural", "--num_examples=3",
                 "--height=64", "--width=64", "--batch_size=2", f"--output_json={out}")
@@ -77,9 +84,9 @@ def test_procedural_scenes_rendered_with_the_models_camera(model_dir, tmp_path):
 
 def test_render_bits_rounds_the_rendered_test_images(model_dir, tmp_path):
   out = tmp_path / "eight_bit.json"
-  _run(f"--model={model_dir}", "--dataset=procedural", "--num_examples=2", "--height=64",
-       "--width=64", "--render_bits=8", f"--output_json={out}")
-  report = json.loads(out.read_text())
+  report = _evaluate(model_dir, dataset="procedural", num_examples=2, height=64, width=64,
+                     render_bits=8, output_json=str(out))
+  assert json.loads(out.read_text())["render_options"]["output_bits"] == 8
   assert report["render_options"]["output_bits"] == 8
   from d3tf.data import procedural
   from d3tf.optics import render_defocus
@@ -100,8 +107,8 @@ def test_two_real_nyu_images_in_the_eigen_crop_with_mc_samples(model_dir, tmp_pa
                                                                 shared_subdir):
   nyu = shared_subdir("nyuv2_samples")
   out = tmp_path / "nyu.json"
-  _run(f"--model={model_dir}", "--dataset=nyu_png", f"--data_path={nyu}", "--num_examples=2",
-       "--samples=2", "--median_scaling", f"--output_json={out}")
+  _evaluate(model_dir, dataset="nyu_png", data_path=str(nyu), num_examples=2, samples=2,
+            median_scaling=True, output_json=str(out))
   report = json.loads(out.read_text())
   assert report["num_images"] == 2 and report["num_available"] >= 2
   assert report["split"] == "all"  # no splits.mat beside the samples: every image.
@@ -131,19 +138,32 @@ def test_depth_in_the_wild_pairs_give_wkdr(model_dir, tmp_path):
   sharp.mkdir()
   shutil.copy(model_dir / "model.keras", sharp / "model.keras")
   inference.write_metadata(sharp, model_config=D3NetConfig.tiny())
-  _run(f"--model={sharp}", "--dataset=diw", f"--data_path={tmp_path / 'DIW_test.csv'}")
+  _evaluate(sharp, dataset="diw", data_path=str(tmp_path / "DIW_test.csv"))
   report = json.loads((sharp / "eval_diw.json").read_text())  # default: beside the model.
   assert report["metrics"]["n_pairs"] == 2 and report["camera"] is None
   assert report["metrics"]["wkdr"] in (0.0, 0.5, 1.0)
   assert [m["n_pairs"] for m in report["per_image"]] == [1, 1]
 
 
-def test_bad_flags_name_the_problem(tmp_path):
-  result = _run(f"--model={tmp_path / 'missing'}", check=False)
-  assert result.returncode != 0 and str(tmp_path / "missing") in result.stderr
-  result = _run(f"--model={tmp_path}", "--dataset=nyu_png", check=False)
-  assert result.returncode != 0 and "--dataset=nyu_png needs --data_path" in result.stderr
+def test_bad_values_name_the_problem(tmp_path):
+  with pytest.raises(FileNotFoundError, match=str(tmp_path / "missing")):
+    _evaluate(tmp_path / "missing")
+  with pytest.raises(config_lib.ConfigError, match="--dataset=nyu_png needs --data_path"):
+    _evaluate(tmp_path, dataset="nyu_png")
   (tmp_path / "m.keras").write_bytes(b"")
-  result = _run(f"--model={tmp_path / 'm.keras'}", check=False)
-  assert result.returncode != 0
-  assert str(tmp_path / inference.METADATA_FILENAME) in result.stderr
+  with pytest.raises((FileNotFoundError, ValueError),
+                     match=str(tmp_path / inference.METADATA_FILENAME)):
+    _evaluate(tmp_path / "m.keras")
+
+
+def test_camera_flags_override_the_models_camera(model_dir, tmp_path):
+  report = _evaluate(model_dir, num_examples=1, height=32, width=32,
+                     camera=config_lib.CameraConfig("dslr", focus_distance_m=3.0),
+                     output_json=str(tmp_path / "dslr.json"))
+  assert report["camera"] == Camera.dslr_d200_35mm(focus_distance_m=3.0).to_dict()
+  assert report["camera_source"] == "--camera=dslr with focus_distance_m=3"
+  report = _evaluate(model_dir, num_examples=1, height=32, width=32,
+                     camera=config_lib.CameraConfig("none"),
+                     output_json=str(tmp_path / "none.json"))
+  assert report["camera"] is None and report["rendered_defocus"] is False
+

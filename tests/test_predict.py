@@ -1,4 +1,4 @@
-"""Tests of ``python -m d3tf.predict`` (subprocesses) with a tiny untrained model."""
+"""Tests of prediction with a tiny untrained model: the library, and the CLI once (a subprocess)."""
 
 import os
 import pathlib
@@ -8,6 +8,9 @@ import sys
 import numpy as np
 from PIL import Image
 import pytest
+
+from d3tf.experiment import config as config_lib
+from d3tf.experiment import predict_lib
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _SIZES = {"wide": (50, 70), "tall": (45, 33)}  # (H, W): not multiples of 32.
@@ -73,9 +76,20 @@ def _check_outputs(out, name, std=False):
     assert not list(out.glob(f"{name}_aleatoric*"))
 
 
+def _predict_in_process(model, images, out, camera=None, samples=1):
+  """The library path of the CLI: returns the camera differences."""
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  predictor = inference.load_predictor(str(model))
+  diffs = predict_lib.check_camera(predictor.camera, camera)
+  predict_lib.predict_files(predictor, predict_lib.list_inputs(str(images)), str(out),
+                            samples=samples)
+  return predictor, diffs
+
+
 def test_folder_with_samples(model_dir, photos, tmp_path):
+  """The CLI smoke test (a subprocess)."""
   out = tmp_path / "out"
-  result, log = _predict([f"--model={model_dir}", f"--input={photos}", f"--output_dir={out}",
+  result, log = _predict([f"--model={model_dir}", f"--images={photos}", f"--output_dir={out}",
                           "--samples=3"])
   assert result.returncode == 0, log[-4000:]
   _check_outputs(out, "wide", std=True)
@@ -87,53 +101,58 @@ def test_folder_with_samples(model_dir, photos, tmp_path):
 
 def test_file_and_glob_and_camera_warning(model_dir, photos, tmp_path):
   out = tmp_path / "file"
-  result, log = _predict([f"--model={model_dir / 'model.keras'}", f"--input={photos / 'wide.png'}",
-                          f"--output_dir={out}", "--camera=dslr"])
-  assert result.returncode == 0, log[-4000:]
+  _, diffs = _predict_in_process(model_dir / "model.keras", photos / "wide.png", out,
+                                 camera=config_lib.CameraConfig("dslr"))
   _check_outputs(out, "wide")
   assert sorted(p.name for p in out.iterdir()) == [
       "wide_depth.npy", "wide_depth_color.png", "wide_depth_mm.png"]
-  assert "differs from the model's training camera" in log
-  assert "focal length 35mm (model: 15mm)" in log
+  assert "focal length 35mm (model: 15mm)" in diffs
 
   out = tmp_path / "glob"
-  result, log = _predict([f"--model={model_dir}", f"--input={photos}/t*.jpg",
-                          f"--output_dir={out}", "--camera=nyu"])
-  assert result.returncode == 0, log[-4000:]
+  _, diffs = _predict_in_process(model_dir, f"{photos}/t*.jpg", out,
+                                 camera=config_lib.CameraConfig("nyu"))
   _check_outputs(out, "tall")
   assert not (out / "wide_depth.npy").exists()
-  assert "matches the model's" in log and "differs" not in log
+  assert diffs == []
+  # The model's camera with one parameter changed; all-in-focus photos.
+  assert predict_lib.check_camera(
+      predict_lib_camera(), config_lib.CameraConfig("model", f_number=4.0)) == [
+          "f-number 4 (model: 2.8)"]
+  assert predict_lib.check_camera(predict_lib_camera(), config_lib.CameraConfig("none")) == [
+      "you stated all-in-focus photos, but the model was trained on defocused ones"]
 
 
-def test_missing_input_is_named(model_dir, tmp_path):
-  result, log = _predict([f"--model={model_dir}", f"--input={tmp_path}/none*.png",
-                          f"--output_dir={tmp_path}/out"])
-  assert result.returncode != 0
-  assert f"{tmp_path}/none*.png" in log and "no file matches" in log
+def predict_lib_camera():
+  from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+  return Camera.nyu()
+
+
+def test_missing_input_is_named(tmp_path):
+  with pytest.raises(ValueError, match="no file matches") as info:
+    predict_lib.list_inputs(f"{tmp_path}/none*.png")
+  assert f"{tmp_path}/none*.png" in str(info.value)
 
 
 def test_predict_from_saved_model_and_tflite_exports(model_dir, photos, tmp_path):
   pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (the LiteRT interpreter) is not "
                       "installed: pip install -e '.[test]'")
+  from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
   exports = tmp_path / "savedmodels"
-  for extra in ([], ["--format=tflite"]):
-    result = subprocess.run(
-        [sys.executable, "-m", "d3tf.export", f"--model={model_dir}", "--name=tiny",
-         f"--export_dir={exports}", "--samples=1", *extra], cwd=_REPO, env=_env(),
-        capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+  for fmt in ("saved_model", "tflite"):
+    exporter.export_model(str(model_dir), "tiny", export_dir=str(exports), samples=1, fmt=fmt)
   depth = {}
   for kind, path, shown in (
       ("saved_model", exports / "tiny", f"Export: {exports / 'tiny' / '1'} (SavedModel"),
       ("tflite", exports / "tiny" / "tflite" / "1" / "model.tflite",
        f"Export: {exports / 'tiny' / 'tflite' / '1' / 'model.tflite'} (TFLite")):
     out = tmp_path / kind
-    result, log = _predict([f"--model={path}", f"--input={photos}", f"--output_dir={out}"])
-    assert result.returncode == 0, log[-4000:]
+    predictor, _ = _predict_in_process(path, photos, out)
     _check_outputs(out, "wide")
     _check_outputs(out, "tall")
     assert not list(out.glob("*_std*"))  # Exported with one deterministic sample.
-    assert shown in log and "Training data: procedural" in log
-    assert "focal length 15mm, f-number 2.8, pixel pitch 5.6um, focus distance 2m" in log
+    description = exporter.describe_export(*exporter.read_export(str(path)))
+    assert shown in description and "Training data: procedural" in description
+    assert predict_lib.describe_camera(predictor.camera) == (
+        "focal length 15mm, f-number 2.8, pixel pitch 5.6um, focus distance 2m")
     depth[kind] = np.load(out / "wide_depth.npy")
   np.testing.assert_allclose(depth["tflite"], depth["saved_model"], atol=1e-4)

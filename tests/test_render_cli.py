@@ -1,4 +1,4 @@
-"""Tests of `python -m d3tf.render`, run as a user would (a subprocess)."""
+"""Tests of rendering: `python -m d3tf.render` once as a user would (a subprocess), the library in-process."""
 
 import json
 import os
@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from d3tf.experiment import config as config_lib
+from d3tf.experiment import render_lib
+
 _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
 
@@ -17,9 +20,17 @@ def _run(*args, check=True):
                         text=True, env=_ENV, check=check, timeout=300)
 
 
+def _render_files(image, depth, out, depth_scale=0.001):
+  from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+  names, images, depths = render_lib.load_image_and_depth(str(image), str(depth), depth_scale)
+  return render_lib.render_to_folder(names, images, depths, Camera.nyu(),
+                                     config_lib.RenderConfig(), str(out))
+
+
 def test_renders_procedural_scenes_with_depth_in_millimetres(tmp_path):
+  """The CLI smoke test (old flag name --mode for --render_mode)."""
   _run(f"--output_dir={tmp_path}", "--num=2", "--height=64", "--width=96", "--psf=disk",
-       "--focus_distance_m=1.5")
+       "--focus_distance_m=1.5", "--mode=improved")
   config = json.loads((tmp_path / "render_config.json").read_text())
   assert config["camera"]["focus_distance_m"] == 1.5
   assert config["camera"]["focal_length_m"] == pytest.approx(0.015)
@@ -43,8 +54,7 @@ def test_renders_a_users_own_photo_and_depth(tmp_path):
   Image.fromarray(image).save(tmp_path / "photo.png")
   Image.fromarray(depth).save(tmp_path / "depth.png")
   out = tmp_path / "out"
-  _run(f"--image={tmp_path / 'photo.png'}", f"--depth={tmp_path / 'depth.png'}",
-       "--depth_scale=0.001", f"--output_dir={out}")
+  _render_files(tmp_path / "photo.png", tmp_path / "depth.png", out)
   rendered = np.asarray(Image.open(out / "photo_defocus.png")).astype(int)
   assert np.abs(rendered - image).max() <= 1  # a plane in focus stays sharp.
 
@@ -52,9 +62,18 @@ def test_renders_a_users_own_photo_and_depth(tmp_path):
 def test_bad_input_is_reported_with_the_file_name(tmp_path):
   Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "photo.png")
   np.save(tmp_path / "depth.npy", np.full((8, 9), 2.0, np.float32))
-  result = _run(f"--image={tmp_path / 'photo.png'}", f"--depth={tmp_path / 'depth.npy'}",
-                f"--output_dir={tmp_path / 'out'}", check=False)
-  assert result.returncode != 0
-  assert "depth.npy" in result.stderr and "differs from image size" in result.stderr
-  result = _run(f"--image={tmp_path / 'photo.png'}", check=False)
-  assert result.returncode != 0 and "--image and --depth go together" in result.stderr
+  with pytest.raises(ValueError, match="differs from image size") as info:
+    _render_files(tmp_path / "photo.png", tmp_path / "depth.npy", tmp_path / "out")
+  assert "depth.npy" in str(info.value)
+
+
+def test_image_without_depth_is_refused_before_rendering(tmp_path):
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  from d3tf import render  # pylint: disable=g-import-not-at-top
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["render", f"--image={tmp_path / 'photo.png'}"])
+    with pytest.raises(app.UsageError, match="--image and --depth go together"):
+      render.main(["render"])

@@ -1,15 +1,18 @@
-"""Tests of ``python -m d3tf.train`` (run as subprocesses, tiny model, 32x32 crops).
+"""Tests of training (tiny model, 32x32 crops).
 
-One uninterrupted run is shared by the tests: its loss must fall, its
-model_dir must hold the documented files, and a copy of the same run that is
-killed (SIGKILL) after a checkpoint and restarted must end at the same step
-with the same weights. A short Bayesian run (variational decoder blocks and a
-Gaussian aleatoric head) must log its loss terms separately, and evaluate and
-predict must report and write its uncertainty.
+One uninterrupted run of ``python -m d3tf.train`` (the CLI smoke test, a
+subprocess) is shared by the tests: its loss must fall, its model_dir must
+hold the documented files, and a copy of the same run that is killed
+(SIGKILL, a second subprocess) after a checkpoint and resumed must end at the
+same step with the same weights. The rest calls the libraries in-process: a
+short Bayesian run (variational decoder blocks and a Gaussian aleatoric head)
+must log its loss terms separately, and evaluation and prediction must report
+and write its uncertainty.
 """
 
 import csv
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -17,8 +20,16 @@ import subprocess
 import sys
 import time
 
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
 import numpy as np
 import pytest
+
+from d3tf import flags as flags_lib
+from d3tf.experiment import train_lib
+
+flags_lib.define_training_flags()
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _STEPS_PER_EPOCH = 5
@@ -47,6 +58,27 @@ def _train(args, timeout=240):
 def _check(result):
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
   return result.stdout + result.stderr
+
+
+def _config(args):
+  """The ExperimentConfig that ``python -m d3tf.train ARGS`` would run."""
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["train", *args])
+    return flags_lib.experiment_config_from_flags()
+
+
+def _capture_info(caplog):
+  # Parsing flags sets absl's logger to --verbosity's level (WARNING): INFO for the test.
+  caplog.set_level(logging.INFO)
+  caplog.set_level(logging.INFO, logger="absl")
+
+
+def _train_in_process(args, model_dir, caplog):
+  config = _config(args)
+  _capture_info(caplog)
+  summary = train_lib.run_training(config, str(model_dir))
+  return summary, caplog.text
 
 
 def _epoch_rows(model_dir):
@@ -102,11 +134,13 @@ def test_model_dir_contents(full_run):
     tags.update(v.tag for v in event.summary.value)
   assert {"input", "ground_truth", "prediction", "abs_error", "epoch_rel"} <= tags, tags
   # flags.txt is a flagfile of the same run: running it again finds the run complete.
-  again = _check(_train([f"--flagfile={model_dir / 'flags.txt'}"]))
-  assert "nothing to do" in again
+  config = _config([f"--flagfile={model_dir / 'flags.txt'}"])
+  assert config == train_lib.load_config(str(model_dir))
+  again = train_lib.run_training(config, str(model_dir))
+  assert again["resumed_from"] == _TOTAL == again["steps"] and not again["history"]
 
 
-def test_resume_after_kill(full_run, tmp_path):
+def test_resume_after_kill(full_run, tmp_path, caplog):
   """Killed with SIGKILL after a mid-epoch checkpoint, the rerun ends where the full run did."""
   reference_dir, _ = full_run
   model_dir = tmp_path / "killed"
@@ -130,10 +164,10 @@ def test_resume_after_kill(full_run, tmp_path):
   assert 6 <= saved < _TOTAL
   assert not (model_dir / "model.keras").exists()
 
-  output = _check(_train([f"--model_dir={model_dir}", *_ARGS]))
-  assert f"Resuming from step {saved}" in output
+  summary, output = _train_in_process(_ARGS, model_dir, caplog)
+  assert f"Resuming from step {saved}" in output and summary["resumed_from"] == saved
   assert json.loads(state_path.read_text())["global_step"] == _TOTAL
-  assert f"Done: {_TOTAL} steps" in output
+  assert f"Done: {_TOTAL} steps" in output and summary["steps"] == _TOTAL
   rows = _epoch_rows(model_dir)
   # Epochs finished before the kill are not repeated; the interrupted one is finished once.
   assert [int(r["epoch"]) for r in rows] == list(range(_EPOCHS)), rows
@@ -146,58 +180,52 @@ def test_resume_after_kill(full_run, tmp_path):
   assert float(rows[-1]["val_rel"]) == pytest.approx(float(final_reference["val_rel"]), rel=1e-4)
 
 
-def test_init_from_a_deterministic_run_starts_a_bayesian_one(full_run, tmp_path):
+def test_init_from_a_deterministic_run_starts_a_bayesian_one(full_run, tmp_path, caplog):
   reference_dir, _ = full_run
   args = ["--model_size=tiny", "--crop_size=32", "--batch_size=2", "--epochs=1",
-          "--steps_per_epoch=1", "--validation_steps=1", f"--init_from={reference_dir}"]
-  output = _check(_train([f"--model_dir={tmp_path / 'bayes'}", "--variational_blocks=5",
-                          "--aleatoric=laplace", *args]))
+          "--steps_per_epoch=1", "--validation_steps=1", f"--init_from={reference_dir}",
+          "--progress=none"]
+  _, output = _train_in_process(["--variational_blocks=5", "--aleatoric=laplace", *args],
+                                tmp_path / "bayes", caplog)
   assert f"Initialised the weights from {reference_dir / 'model.keras'}" in output
   assert "1 posterior means from deterministic kernels" in output
   assert "kept the initialisation of ['log_scale_conv']" in output
-  mismatch = _train([f"--model_dir={tmp_path / 'bandpass'}", "--input_features=rgb+bandpass",
-                     *args])
-  assert mismatch.returncode != 0
-  assert "do not fit this model" in mismatch.stderr and "'conv1_conv'" in mismatch.stderr
+  with pytest.raises(ValueError, match="do not fit this model") as info:
+    _train_in_process(["--input_features=rgb+bandpass", *args], tmp_path / "bandpass", caplog)
+  assert "'conv1_conv'" in str(info.value)
 
 
 def test_bad_flags_are_named():
-  result = _train(["--crop_size=48", "--model_dir=/nonexistent/never"])
-  assert result.returncode != 0
-  assert "--crop_size must be a multiple of 32, got 48" in result.stderr
-  result = _train(["--dataset=nyu_mat"])
-  assert result.returncode != 0 and "--data_path" in result.stderr
-
-
-_PARSE_FLAGFILES = """
-import json, sys
-from absl import flags
-from d3tf import train  # Defines the flags.
-result = {}
-for path in sys.argv[1:]:
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(["train", f"--flagfile={path}"])
-  result[path] = {name: flags.FLAGS[name].value for name in
-                  ("model_dir", "dataset", "input", "aleatoric", "input_features",
-                   "render_bits")}
-print(json.dumps(result))
-"""
+  for args, message in (
+      (["--crop_size=48"], "--crop_size must be a multiple of 32, got 48"),
+      (["--dataset=nyu_mat"], "--data_path"),
+      (["--variational_blocks=5,7"], "--variational_blocks must list"),
+      (["--aleatoric=laplace", "--loss=berhu"], "--loss=berhu does not apply"),
+  ):
+    with pytest.raises(app.UsageError, match=message.replace("+", r"\+")) as info:
+      _config(args)
+    if "variational" in message:
+      assert "'5,7'" in str(info.value)
 
 
 def test_every_pipeline_flagfile_parses():
   paths = sorted(str(p.relative_to(_REPO)) for p in (_REPO / "pipelines").glob("*.flags"))
   assert len(paths) >= 10, paths
-  result = subprocess.run([sys.executable, "-c", _PARSE_FLAGFILES, *paths], cwd=_REPO,
-                          env=_env(), capture_output=True, text=True, timeout=120)
-  parsed = json.loads(_check(result).strip().splitlines()[-1])
-  assert sorted(parsed) == paths
+  parsed = {}
+  with flagsaver.flagsaver():
+    for path in paths:
+      flags.FLAGS.unparse_flags()
+      flags.FLAGS(["train", f"--flagfile={path}"])
+      parsed[path] = {name: flags.FLAGS[name].value for name in
+                      ("model_dir", "dataset", "input_kind", "aleatoric", "input_features",
+                       "render_bits")}
   for path, values in parsed.items():
     assert values["model_dir"], path  # Every pipeline names its own run folder.
   # A nested flagfile is read first and the lines after it override it.
   laplace = parsed["pipelines/procedural480_focus2m_bandpass_laplace.flags"]
   assert laplace == {"model_dir": "runs/procedural480_focus2m_bandpass_laplace",
-                     "dataset": "tfrecord", "input": "defocus", "aleatoric": "laplace",
-                     "input_features": "rgb+bandpass", "render_bits": 0}
+                     "dataset": "tfrecord", "input_kind": "defocus", "aleatoric": "laplace",
+                     "input_features": "rgb+bandpass", "render_bits": None}
   assert parsed["pipelines/procedural480_focus2m_bandpass_8bit.flags"]["render_bits"] == 8
   assert len({values["model_dir"] for values in parsed.values()}) == len(paths)
 
@@ -211,9 +239,24 @@ _BAYES_ARGS = ["--model_size=tiny", "--crop_size=32", "--batch_size=2", "--epoch
 
 @pytest.fixture(scope="module")
 def bayesian_run(tmp_path_factory):
+  """Trained in-process; its log captured by a handler of its own (module scope)."""
   model_dir = tmp_path_factory.mktemp("bayes") / "run"
-  output = _check(_train([f"--model_dir={model_dir}", *_BAYES_ARGS]))
-  return model_dir, output
+  records = []
+  handler = logging.Handler()
+  handler.emit = lambda record: records.append(record.getMessage())
+  root, absl_logger = logging.getLogger(), logging.getLogger("absl")
+  levels = root.level, absl_logger.level
+  root.addHandler(handler)
+  try:
+    config = _config(_BAYES_ARGS)
+    root.setLevel(logging.INFO)
+    absl_logger.setLevel(logging.INFO)
+    train_lib.run_training(config, str(model_dir))
+  finally:
+    root.removeHandler(handler)
+    root.setLevel(levels[0])
+    absl_logger.setLevel(levels[1])
+  return model_dir, "\n".join(records)
 
 
 def _tensorboard_tags(folder):
@@ -249,18 +292,19 @@ def test_bayesian_run_logs_kl_and_nll_separately(bayesian_run):
   assert meta["num_train_examples_source"] == "epochs * steps_per_epoch * batch_size"
 
 
-def test_bayesian_run_evaluates_with_uncertainty_metrics(bayesian_run, tmp_path):
+def test_bayesian_run_evaluates_with_uncertainty_metrics(bayesian_run, tmp_path, caplog):
+  from d3tf.experiment import eval_lib  # pylint: disable=g-import-not-at-top
   model_dir, _ = bayesian_run
   out = tmp_path / "eval.json"
-  result = subprocess.run(
-      [sys.executable, "-m", "d3tf.evaluate", f"--model={model_dir}", "--num_examples=2",
-       "--height=32", "--width=64", "--samples=3", f"--output_json={out}"],
-      cwd=_REPO, env=_env(), capture_output=True, text=True, timeout=240)
-  log = _check(result)
+  _capture_info(caplog)
+  report = eval_lib.run_evaluation(eval_lib.EvalConfig(
+      model=str(model_dir), num_examples=2, height=32, width=64, samples=3,
+      output_json=str(out)))
+  log = caplog.text
   assert "Uncertainty metrics of the total std (3 samples" in log
   for name in ("nll", "ause", "spearman", "within_1sigma", "within_2sigma"):
     assert name in log
-  report = json.loads(out.read_text())
+  assert json.loads(out.read_text())["uncertainty"] == report["uncertainty"]
   unc = report["uncertainty"]
   assert unc["per_image_mean"]["n_pixels"] == 2 * 32 * 64 and unc["ause_metric"] == "abs"
   assert np.isfinite(unc["per_image_mean"]["nll"]) and unc["per_image_mean"]["ause"] >= 0
@@ -277,11 +321,11 @@ def test_bayesian_run_predicts_std_maps(bayesian_run, tmp_path):
   model_dir, _ = bayesian_run
   Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)).save(
       tmp_path / "photo.png")
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf.experiment import predict_lib  # pylint: disable=g-import-not-at-top
   out = tmp_path / "out"
-  _check(subprocess.run(
-      [sys.executable, "-m", "d3tf.predict", f"--model={model_dir}",
-       f"--input={tmp_path / 'photo.png'}", f"--output_dir={out}", "--samples=3"],
-      cwd=_REPO, env=_env(), capture_output=True, text=True, timeout=240))
+  predict_lib.predict_files(inference.load_predictor(str(model_dir)),
+                            [str(tmp_path / "photo.png")], str(out), samples=3)
   maps = {key: np.load(out / f"photo_{key}.npy")
           for key in ("depth_std", "epistemic_std", "aleatoric_std")}
   assert all(m.shape == (40, 50) and m.dtype == np.float32 for m in maps.values())
@@ -291,11 +335,3 @@ def test_bayesian_run_predicts_std_maps(bayesian_run, tmp_path):
   for key in maps:
     with Image.open(out / f"photo_{key}_color.png") as png:
       assert png.width > 50  # Image + colour bar.
-
-
-def test_bad_uncertainty_flags_are_named():
-  result = _train(["--variational_blocks=5,7", "--model_dir=/nonexistent/never"])
-  assert result.returncode != 0 and "--variational_blocks must list" in result.stderr
-  assert "'5,7'" in result.stderr
-  result = _train(["--aleatoric=laplace", "--loss=berhu", "--model_dir=/nonexistent/never"])
-  assert result.returncode != 0 and "--loss=berhu does not apply" in result.stderr

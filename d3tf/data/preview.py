@@ -2,7 +2,9 @@ r"""Writes a PNG grid of data samples for a person to look at.
 
 Columns: the all-in-focus image, its depth map (colour-mapped, with a colour
 bar in metres; invalid pixels black), and the image defocused by the camera.
-Rows: samples.
+Rows: samples. The camera flags are those of every d3tf CLI (``--camera``
+preset, parameters overriding it: the preset's own focus distance unless
+``--focus_distance_m`` is given).
 
 Usage::
 
@@ -12,67 +14,42 @@ Usage::
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 
-from d3tf.data.plots import write_preview
+from d3tf import flags as flags_lib
 
-_OUTPUT = flags.DEFINE_string("output", None, "Path of the PNG to write.")
-_SOURCE = flags.DEFINE_enum("source", "procedural", ["procedural"],
-                            "Data source: 'procedural' (the embedded scene generator).")
-_SPLIT = flags.DEFINE_enum("split", "train", ["train", "validation", "test"],
-                           "Split of the procedural source.")
-_NUM = flags.DEFINE_integer("num", 4, "Number of samples (rows).", lower_bound=1, upper_bound=32)
-_START = flags.DEFINE_integer("start_index", 0, "Index of the first procedural scene.",
-                              lower_bound=0)
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the procedural scenes.", lower_bound=0)
-_HEIGHT = flags.DEFINE_integer("height", 256, "Image height in pixels.")
-_WIDTH = flags.DEFINE_integer("width", 256, "Image width in pixels.")
-_SUPERSAMPLE = flags.DEFINE_integer("supersample", 1,
-                                    "Rays per pixel side of the procedural renderer (1-4).")
-_CAMERA = flags.DEFINE_enum("camera", "nyu", ["nyu", "dslr"],
-                            "Camera preset: 'nyu' (15 mm f/2.8, 5.6 um) or 'dslr' (D200, 35 mm).")
-_FOCUS = flags.DEFINE_float("focus_distance_m", 2.0, "Focus distance of the camera, metres.")
-_PSF = flags.DEFINE_enum("psf", "gaussian", ["gaussian", "disk"], "Point-spread function.")
-_MODE = flags.DEFINE_enum("render_mode", "improved", ["improved", "paper"],
-                          "Defocus renderer mode.")
-_DPI = flags.DEFINE_integer("dpi", 100, "Resolution of the PNG, dots per inch.")
+flags_lib.define_render_cli_flags()
+FLAGS = flags.FLAGS
 
 
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not _OUTPUT.value:
+  if not FLAGS.output:
     raise app.UsageError("--output is required (path of the PNG to write)")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  from d3tf.data import procedural  # pylint: disable=g-import-not-at-top
-  from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
-  from d3tf.optics import render_defocus  # pylint: disable=g-import-not-at-top
-
-  if _CAMERA.value == "nyu":
-    camera = Camera.nyu(focus_distance_m=_FOCUS.value)
-  else:
-    camera = Camera.dslr_d200_35mm(focus_distance_m=_FOCUS.value)
-  dataset = procedural.procedural_dataset(
-      _SPLIT.value, _NUM.value, height=_HEIGHT.value, width=_WIDTH.value, seed=_SEED.value,
-      start_index=_START.value, supersample=_SUPERSAMPLE.value)
-  batch = next(iter(dataset.batch(_NUM.value)))
-  images = tf.cast(batch["image"], tf.float32) / 255.0
-  defocused = render_defocus(images, batch["depth"], camera, psf=_PSF.value, seed=_SEED.value,
-                             mode=_MODE.value)
-  defocus_title = (f"defocused ({_CAMERA.value}, f/{camera.f_number:g}, "
-                   f"focus {camera.focus_distance_m:g} m, {_PSF.value})")
-  title = (f"procedural '{_SPLIT.value}' scenes {_START.value}-{_START.value + _NUM.value - 1}, "
-           f"seed {_SEED.value}")
-  write_preview(batch["image"].numpy(), batch["depth"].numpy(), defocused.numpy(),
-                _OUTPUT.value, defocus_title, title, _DPI.value)
-  logging.info("Wrote %s", _OUTPUT.value)
+  if flags_lib.dataset_from_flags() != "procedural":
+    raise app.UsageError(f"--dataset={FLAGS.dataset}: the preview shows procedural scenes only")
+  from d3tf.data.plots import write_preview  # pylint: disable=g-import-not-at-top
+  from d3tf.experiment import render_lib  # pylint: disable=g-import-not-at-top
+  camera = flags_lib.camera_from_flags("nyu")
+  if camera is None:
+    raise app.UsageError("--camera=none renders nothing: name a camera (nyu, dslr)")
+  render = flags_lib.render_config_from_flags()
+  split = flags_lib.procedural_split_from_flags("train")
+  _, images, depths = render_lib.procedural_scenes(
+      FLAGS.num, split, FLAGS.height, FLAGS.width, start_index=FLAGS.start_index,
+      seed=FLAGS.seed, supersample=FLAGS.supersample)
+  defocused = render_lib.render(images, depths, camera, render, seed=FLAGS.seed)
+  defocus_title = (f"defocused ({FLAGS.camera or 'nyu'}, f/{camera.f_number:g}, "
+                   f"focus {camera.focus_distance_m:g} m, {render.psf})")
+  title = (f"procedural '{split}' scenes {FLAGS.start_index}-"
+           f"{FLAGS.start_index + FLAGS.num - 1}, seed {FLAGS.seed}")
+  write_preview(images, depths, defocused, FLAGS.output, defocus_title, title, FLAGS.dpi)
+  logging.info("Wrote %s", FLAGS.output)
 
 
 if __name__ == "__main__":

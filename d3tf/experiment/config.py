@@ -1,0 +1,489 @@
+"""The experiment's typed config tree: plain dataclasses, JSON round trip, validation.
+
+One :class:`ExperimentConfig` says everything a training run needs::
+
+  ExperimentConfig(
+      data=DataConfig(dataset="procedural", crop_size=128, batch_size=8),
+      camera=CameraConfig(preset="nyu", focus_distance_m=2.0),
+      render=RenderConfig(input="defocus", psf="gaussian"),
+      model=ModelConfig(size="small"),
+      training=TrainingConfig(epochs=3, steps_per_epoch=100),
+      runtime=RuntimeConfig(distribution_strategy="default"))
+
+``to_dict`` / ``from_dict`` give a JSON-ready round trip (``config.json`` in a
+model_dir); :meth:`ExperimentConfig.validate` raises :class:`ConfigError` (a
+``ValueError``) naming the field by its dotted path and echoing the value.
+Fields left ``None`` are resolved from the dataset by
+:meth:`ExperimentConfig.resolved` (e.g. 128 px crops and the small model for
+procedural scenes, 256 px and the full model otherwise).
+
+This module imports nothing heavy (no TensorFlow); the objects it builds
+(:class:`d3tf.optics.Camera`, ``D3NetConfig``) are imported where built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any, Mapping
+
+#: Camera presets: name -> keyword arguments of :class:`d3tf.optics.Camera`.
+CAMERA_PRESETS = {
+    "nyu": dict(focal_length_m=15e-3, f_number=2.8, pixel_pitch_m=5.6e-6, focus_distance_m=2.0),
+    "dslr": dict(focal_length_m=35e-3, f_number=2.8, pixel_pitch_m=36e-6, focus_distance_m=1.7),
+}
+#: Every ``camera.preset`` value: the presets, "none" (all-in-focus) and
+#: "model" (the camera in a trained model's metadata: evaluation and prediction).
+CAMERA_CHOICES = (*CAMERA_PRESETS, "none", "model")
+SIZE_MULTIPLE = 32
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+class ConfigError(ValueError):
+  """A bad config value. ``field`` is its dotted path, ``value`` the value."""
+
+  def __init__(self, field: str, value: Any, message: str):
+    super().__init__(message)
+    self.field = field
+    self.value = value
+
+
+def _choices(*values, default=None):
+  return dataclasses.field(default=default, metadata={"choices": values})
+
+
+def _bounded(default, low=None, high=None, low_open=False):
+  return dataclasses.field(default=default,
+                           metadata={"low": low, "high": high, "low_open": low_open})
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """Training and validation data.
+
+  Attributes:
+    dataset: A name of :mod:`d3tf.data.registry` (procedural, nyu_mat,
+      nyu_png, dfd, folder, tfrecord).
+    data_path: Its file, folder or shard glob (not for procedural).
+    splits_path: NYU's splits.mat (default beside data_path).
+    val_data_path: Validation data for folder / tfrecord.
+    crop_size: Side of the square training crops (multiple of 32); None:
+      128 for procedural scenes, else 256.
+    batch_size: Examples per step (global, over all replicas).
+    augment: "flips" (crops and flips, the paper) or "full" (also zoom and
+      colour gains).
+    flips: Random horizontal flips.
+  """
+
+  dataset: str = "procedural"
+  data_path: str | None = None
+  splits_path: str | None = None
+  val_data_path: str | None = None
+  crop_size: int | None = _bounded(None, 32)
+  batch_size: int = _bounded(8, 1)
+  augment: str = _choices("flips", "full", default="flips")
+  flips: bool = True
+
+
+@dataclasses.dataclass
+class CameraConfig:
+  """A camera preset with parameter overrides (in the units people quote).
+
+  Attributes:
+    preset: One of :data:`CAMERA_CHOICES`.
+    focal_length_mm, f_number, pixel_pitch_um, focus_distance_m: Overrides
+      of the preset's parameters (None keeps them).
+  """
+
+  preset: str = _choices(*CAMERA_CHOICES, default="nyu")
+  focal_length_mm: float | None = _bounded(None, 0, low_open=True)
+  f_number: float | None = _bounded(None, 0, low_open=True)
+  pixel_pitch_um: float | None = _bounded(None, 0, low_open=True)
+  focus_distance_m: float | None = _bounded(None, 0, low_open=True)
+
+  def overrides(self) -> dict[str, float]:
+    """The parameters given, by field name."""
+    return {k: getattr(self, k) for k in ("focal_length_mm", "f_number", "pixel_pitch_um",
+                                          "focus_distance_m") if getattr(self, k) is not None}
+
+  def build(self, model_camera=None):
+    """The :class:`d3tf.optics.Camera`, or None for preset "none".
+
+    Args:
+      model_camera: The camera preset "model" starts from (a trained model's;
+        None: the model has none, so all four parameters must be given).
+
+    Raises:
+      ConfigError: overrides with preset "none", or preset "model" without
+        a model camera and not all four parameters.
+    """
+    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    overrides = self.overrides()
+    if self.preset == "none":
+      if overrides:
+        raise ConfigError("camera.preset", self.preset,
+                          f"camera.preset=none (all-in-focus) contradicts the camera "
+                          f"parameters given: {sorted(overrides)}")
+      return None
+    if self.preset == "model":
+      if model_camera is None:
+        if not overrides:
+          return None
+        missing = sorted({"focal_length_mm", "f_number", "pixel_pitch_um",
+                          "focus_distance_m"} - set(overrides))
+        if missing:
+          raise ConfigError("camera.preset", self.preset,
+                            "The model has no camera to start from: name a camera.preset, or "
+                            f"give all four camera parameters (missing {missing})")
+        return Camera(focal_length_m=self.focal_length_mm * 1e-3, f_number=self.f_number,
+                      pixel_pitch_m=self.pixel_pitch_um * 1e-6,
+                      focus_distance_m=self.focus_distance_m)
+      base = model_camera
+    else:
+      base = Camera(**CAMERA_PRESETS[self.preset])
+    try:
+      return base.with_parameters(**overrides)
+    except ValueError as e:
+      raise ConfigError("camera", overrides, f"camera: {e}") from None
+
+
+@dataclasses.dataclass
+class RenderConfig:
+  """How defocus is rendered on all-in-focus data.
+
+  Attributes:
+    input: "defocus" (render the camera's blur: the DFD models) or "sharp"
+      (all-in-focus input, the baseline).
+    psf: "gaussian" or "disk".
+    mode: "improved" (d3tf's compositing) or "paper" (the paper's choices).
+    bits: Round the rendered images to 2**bits levels (8: a camera's file);
+      0 keeps them float.
+    noise_shot_gain, noise_read_std: Sensor noise (0: none).
+  """
+
+  input: str = _choices("defocus", "sharp", default="defocus")
+  psf: str = _choices("gaussian", "disk", default="gaussian")
+  mode: str = _choices("improved", "paper", default="improved")
+  bits: int = _bounded(0, 0, 16)
+  noise_shot_gain: float = _bounded(0.0, 0.0)
+  noise_read_std: float = _bounded(0.0, 0.0)
+
+  def render_options(self) -> dict[str, Any]:
+    """The :class:`d3tf.optics.RenderOptions` fields set (saved in the metadata)."""
+    options: dict[str, Any] = {"mode": self.mode}
+    if self.bits:
+      options["output_bits"] = self.bits
+    if self.noise_shot_gain:
+      options["noise_shot_gain"] = self.noise_shot_gain
+    if self.noise_read_std:
+      options["noise_read_std"] = self.noise_read_std
+    return options
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """D3-Net: a size preset and :class:`d3tf.models.D3NetConfig` overrides.
+
+  Attributes:
+    size: "tiny", "small" or "full"; None: small for procedural scenes, else
+      full.
+    input_features: "rgb" or "rgb+bandpass".
+    bandpass_floor: Smallest band RMS of the band-pass maps.
+    dropout_rate: Overrides the MC dropout rate (None: the preset's).
+    aleatoric: "none", "gaussian" or "laplace" (a log-scale head).
+    variational_blocks: Decoder blocks (1-5) with variational 3x3 convs.
+    variational_type: "flipout" or "reparameterization".
+    posterior_scale_init, prior_scale: Variational layers' scales.
+    imagenet_weights: Local DenseNet121 weight file (full size only).
+  """
+
+  size: str | None = _choices("tiny", "small", "full", None, default=None)
+  input_features: str = _choices("rgb", "rgb+bandpass", default="rgb")
+  bandpass_floor: float = _bounded(1e-4, 1e-9, 0.5)
+  dropout_rate: float | None = _bounded(None, 0.0, 1.0)
+  aleatoric: str = _choices("none", "gaussian", "laplace", default="none")
+  variational_blocks: tuple[int, ...] = ()
+  variational_type: str = _choices("flipout", "reparameterization", default="flipout")
+  posterior_scale_init: float = _bounded(1e-3, 0.0, low_open=True)
+  prior_scale: float = _bounded(1.0, 0.0, low_open=True)
+  imagenet_weights: str | None = None
+
+  def d3net_config(self, num_train_examples: int | None = None, hp=None):
+    """The ``D3NetConfig`` (size resolved by the caller; ``hp`` reserved for tuning)."""
+    del hp  # A keras_tuner.HyperParameters may choose overrides here (the tuning issue).
+    from d3tf import models  # pylint: disable=g-import-not-at-top
+    if self.size is None:
+      raise ConfigError("model.size", None, "model.size is unresolved: call resolved() first")
+    overrides: dict[str, Any] = {"input_features": self.input_features}
+    if self.input_features == "rgb+bandpass":
+      overrides["bandpass_floor"] = self.bandpass_floor
+    if self.dropout_rate is not None:
+      overrides["dropout_rate"] = self.dropout_rate
+    if self.variational_blocks:
+      overrides.update(variational_blocks=tuple(self.variational_blocks),
+                       variational_type=self.variational_type,
+                       num_train_examples=num_train_examples, prior_scale=self.prior_scale,
+                       posterior_scale_init=self.posterior_scale_init)
+    if self.aleatoric != "none":
+      overrides["aleatoric"] = self.aleatoric
+    return getattr(models.D3NetConfig, self.size)(**overrides)
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+  """Optimisation, schedule and checkpointing.
+
+  Attributes:
+    optimizer: "adam" (the paper's).
+    learning_rate, beta1: Adam's (the paper: 2e-4, 0.5).
+    loss: "l1", "berhu", "silog" or "gradient" (not with an aleatoric head,
+      which trains with its negative log-likelihood).
+    epochs: Epochs to train.
+    steps_per_epoch: None: 100 for procedural scenes, one pass otherwise.
+    validation_steps: Validation batches per epoch (0: none).
+    save_every_steps: Steps between saves of the training state.
+    log_every_steps: Steps between log lines / TensorBoard batch scalars.
+    tensorboard_images: Validation images drawn at each epoch end.
+    seed: Seed of weights, data order, augmentation and scenes.
+    init_from: A model_dir or .keras file whose weights start the model.
+    kl_weight: Factor on the (already / N) KL term.
+    kl_anneal_steps: Linear KL warm-up (0: none).
+  """
+
+  optimizer: str = _choices("adam", default="adam")
+  learning_rate: float = _bounded(2e-4, 0.0, low_open=True)
+  beta1: float = _bounded(0.5, 0.0, 1.0)
+  loss: str = _choices("l1", "berhu", "silog", "gradient", default="l1")
+  epochs: int = _bounded(3, 1)
+  steps_per_epoch: int | None = _bounded(None, 1)
+  validation_steps: int = _bounded(4, 0)
+  save_every_steps: int = _bounded(50, 0)
+  log_every_steps: int = _bounded(50, 0)
+  tensorboard_images: int = _bounded(4, 0)
+  seed: int = _bounded(0, 0)
+  init_from: str | None = None
+  kl_weight: float = _bounded(1.0, 0.0)
+  kl_anneal_steps: int = _bounded(0, 0)
+
+  def loss_name(self, aleatoric: str) -> str:
+    """The data loss: ``loss``, or the NLL of an aleatoric head."""
+    return self.loss if aleatoric == "none" else f"{aleatoric}_nll"
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+  """Where and how the job runs.
+
+  Attributes:
+    distribution_strategy: "default" (one device), "mirrored" (the GPUs of
+      one machine); "multi_worker" and "tpu" are reserved for the scale-out
+      issue.
+    progress: Keras progress display: "auto", "bar", "line" or "none".
+  """
+
+  distribution_strategy: str = _choices(*DISTRIBUTION_STRATEGIES, default="default")
+  progress: str = _choices("auto", "bar", "line", "none", default="auto")
+
+
+_SECTIONS = {"data": DataConfig, "camera": CameraConfig, "render": RenderConfig,
+             "model": ModelConfig, "training": TrainingConfig, "runtime": RuntimeConfig}
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+  """Everything a training run needs (see the module docstring)."""
+
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  camera: CameraConfig = dataclasses.field(default_factory=CameraConfig)
+  render: RenderConfig = dataclasses.field(default_factory=RenderConfig)
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+  runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+  # ------------------------------------------------------------ round trip
+  def to_dict(self) -> dict[str, Any]:
+    """A JSON-ready nested dict (tuples become lists)."""
+    return _jsonable(dataclasses.asdict(self))
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any]) -> "ExperimentConfig":
+    """Builds a config from (part of) :meth:`to_dict`'s output; validates it.
+
+    Raises:
+      ConfigError: an unknown section or field, or a bad value (naming it).
+    """
+    if not isinstance(values, Mapping):
+      raise ConfigError("", values, f"an experiment config must be a mapping, got {values!r}")
+    sections = {}
+    for name, section_values in values.items():
+      if name not in _SECTIONS:
+        raise ConfigError(name, section_values,
+                          f"unknown config section {name!r}; known: {', '.join(_SECTIONS)}")
+      sections[name] = _section_from_dict(_SECTIONS[name], name, section_values)
+    config = cls(**sections)
+    config.validate()
+    return config
+
+  def replace(self, **overrides: Mapping[str, Any]) -> "ExperimentConfig":
+    """A copy with fields replaced: ``replace(training={"epochs": 2})``."""
+    values = self.to_dict()
+    for section, fields in overrides.items():
+      if section not in values:
+        raise ConfigError(section, fields, f"unknown config section {section!r}")
+      values[section] = {**values[section], **fields}
+    return ExperimentConfig.from_dict(values)
+
+  # ------------------------------------------------------------ resolution
+  @property
+  def is_procedural(self) -> bool:
+    return self.data.dataset == "procedural"
+
+  def resolved(self) -> "ExperimentConfig":
+    """A copy with the dataset-dependent defaults (None fields) filled in."""
+    procedural = self.is_procedural
+    data = dataclasses.replace(
+        self.data, crop_size=self.data.crop_size or (128 if procedural else 256))
+    model = dataclasses.replace(
+        self.model, size=self.model.size or ("small" if procedural else "full"))
+    return dataclasses.replace(self, data=data, model=model)
+
+  def build_camera(self):
+    """The camera whose defocus the model is trained on, or None (sharp input).
+
+    The real DFD photos are the DSLR at f/2.8 (nothing is rendered on them).
+    """
+    from d3tf.data import registry  # pylint: disable=g-import-not-at-top
+    if registry.get_dataset(self.data.dataset).real_defocus:
+      from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+      return Camera.dslr_d200_35mm(f_number=2.8).with_parameters(**self.camera.overrides())
+    if self.render.input == "sharp" or self.camera.preset == "none":
+      return None
+    return self.camera.build()
+
+  # ------------------------------------------------------------ validation
+  def validate(self) -> "ExperimentConfig":
+    """Checks every field; returns self.
+
+    Raises:
+      ConfigError: naming the field (dotted path) and echoing the value.
+    """
+    for name in _SECTIONS:
+      _check_section(getattr(self, name), name)
+    from d3tf.data import registry  # pylint: disable=g-import-not-at-top
+    data, model, training = self.data, self.model, self.training
+    try:
+      spec = registry.get_dataset(data.dataset)
+    except ValueError as e:
+      raise ConfigError("data.dataset", data.dataset, f"data.dataset: {e}") from None
+    if not spec.dense:
+      raise ConfigError("data.dataset", data.dataset,
+                        f"data.dataset={data.dataset} has no dense depth to train on")
+    if spec.needs_path and not data.data_path:
+      raise ConfigError("data.data_path", data.data_path,
+                        f"data.dataset={data.dataset} needs data.data_path")
+    if spec.real_defocus and self.render.input == "sharp":
+      raise ConfigError("render.input", self.render.input,
+                        f"data.dataset={data.dataset} trains on the real (defocused) photos; "
+                        "render.input=sharp does not apply to it")
+    if self.camera.preset == "model":
+      raise ConfigError("camera.preset", "model",
+                        "camera.preset=model names a trained model's camera: it does not "
+                        "apply to training")
+    if not training.beta1 < 1:
+      raise ConfigError("training.beta1", training.beta1,
+                        f"training.beta1 must be in [0, 1), got {training.beta1}")
+    if data.crop_size is not None and data.crop_size % SIZE_MULTIPLE:
+      raise ConfigError("data.crop_size", data.crop_size,
+                        f"data.crop_size must be a multiple of {SIZE_MULTIPLE}, got "
+                        f"{data.crop_size}")
+    blocks = list(model.variational_blocks)
+    if any(not isinstance(b, int) or isinstance(b, bool) or not 1 <= b <= 5 for b in blocks) or (
+        len(set(blocks)) != len(blocks)):
+      raise ConfigError("model.variational_blocks", model.variational_blocks,
+                        "model.variational_blocks must list distinct decoder blocks in 1-5 (5 "
+                        f"the deepest), got {model.variational_blocks!r}")
+    if model.aleatoric != "none" and training.loss != TrainingConfig.loss:
+      raise ConfigError("training.loss", training.loss,
+                        f"training.loss={training.loss} does not apply with model.aleatoric="
+                        f"{model.aleatoric}: the model is trained with the {model.aleatoric} "
+                        "negative log-likelihood")
+    if self.runtime.distribution_strategy in ("multi_worker", "tpu"):
+      raise ConfigError("runtime.distribution_strategy", self.runtime.distribution_strategy,
+                        f"runtime.distribution_strategy={self.runtime.distribution_strategy} "
+                        "is not supported yet (default, mirrored)")
+    return self
+
+
+# ---------------------------------------------------------------- helpers
+def _jsonable(value):
+  if isinstance(value, dict):
+    return {k: _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  return value
+
+
+def _section_from_dict(cls, section: str, values: Any):
+  if isinstance(values, cls):
+    return values
+  if not isinstance(values, Mapping):
+    raise ConfigError(section, values, f"config section {section} must be a mapping, got "
+                      f"{values!r}")
+  names = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(values) - names)
+  if unknown:
+    raise ConfigError(f"{section}.{unknown[0]}", values[unknown[0]],
+                      f"unknown config field(s) {', '.join(f'{section}.{u}' for u in unknown)}; "
+                      f"known: {', '.join(sorted(names))}")
+  kwargs = dict(values)
+  hints = typing.get_type_hints(cls)
+  for name, value in kwargs.items():
+    if isinstance(value, list) and "tuple" in str(hints[name]):
+      kwargs[name] = tuple(value)
+  return cls(**kwargs)
+
+
+def _type_ok(value, hint) -> bool:
+  """Whether ``value`` fits a simple annotation (int, float, str, bool, None, tuples)."""
+  union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+  options = typing.get_args(hint) if union else (hint,)
+  for option in options:
+    if option is type(None) and value is None:
+      return True
+    if option is bool and isinstance(value, bool):
+      return True
+    if option is int and isinstance(value, int) and not isinstance(value, bool):
+      return True
+    if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+      return True
+    if option is str and isinstance(value, str):
+      return True
+    if typing.get_origin(option) is tuple and isinstance(value, tuple):
+      return True
+  return False
+
+
+def _check_section(section, prefix: str) -> None:
+  hints = typing.get_type_hints(type(section))
+  for f in dataclasses.fields(section):
+    value = getattr(section, f.name)
+    path = f"{prefix}.{f.name}"
+    if not _type_ok(value, hints[f.name]):
+      raise ConfigError(path, value, f"{path} must be of type {hints[f.name]}, got {value!r}")
+    if value is None:
+      continue
+    choices = f.metadata.get("choices")
+    if choices is not None and value not in choices:
+      raise ConfigError(path, value, f"{path} must be one of "
+                        f"{', '.join(str(c) for c in choices if c is not None)}, got {value!r}")
+    low, high = f.metadata.get("low"), f.metadata.get("high")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+      if not math.isfinite(value):
+        raise ConfigError(path, value, f"{path} must be finite, got {value!r}")
+      if low is not None and (value < low or (f.metadata.get("low_open") and value <= low)):
+        relation = ">" if f.metadata.get("low_open") else ">="
+        raise ConfigError(path, value, f"{path} must be {relation} {low}, got {value!r}")
+      if high is not None and value > high:
+        raise ConfigError(path, value, f"{path} must be <= {high}, got {value!r}")

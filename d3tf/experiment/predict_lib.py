@@ -1,0 +1,182 @@
+"""Prediction as a library: depth files for a list of photos, no flags read.
+
+``python -m d3tf.predict`` (which calls :func:`predict_files`) documents the
+files written per photo (depth as 16-bit millimetres, float32 metres, a colour
+map; the standard deviations where the model gives them).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from typing import Any
+
+from absl import logging
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Standard deviations of Predictor.predict written as files: key (file name part), bar label.
+_STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistemic std (m)"),
+                ("aleatoric_std", "aleatoric std (m)"))
+_CAMERA_KEYS = (("focal_length_m", "focal length", 1e3, "mm"), ("f_number", "f-number", 1.0, ""),
+                ("pixel_pitch_m", "pixel pitch", 1e6, "um"),
+                ("focus_distance_m", "focus distance", 1.0, "m"))
+
+def list_inputs(pattern: str) -> list[str]:
+  """The image files named by ``pattern``: a file, a folder or a glob.
+
+  Raises:
+    ValueError: nothing matches (naming the pattern).
+  """
+  if os.path.isdir(pattern):
+    files = sorted(os.path.join(pattern, f) for f in os.listdir(pattern)
+                   if f.lower().endswith(IMAGE_SUFFIXES) and
+                   os.path.isfile(os.path.join(pattern, f)))
+    if not files:
+      raise ValueError(f"--images={pattern}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+  if os.path.isfile(pattern):
+    return [pattern]
+  files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
+  if not files:
+    raise ValueError(f"--images={pattern}: no such file or folder, and no file matches it as a "
+                     "glob pattern")
+  return files
+
+
+def output_names(paths: list[str]) -> list[str]:
+  """File stems, made unique (``NAME``, ``NAME_2``, ...) where two inputs share one."""
+  names, seen = [], {}
+  for path in paths:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    count = seen.get(stem, 0) + 1
+    seen[stem] = count
+    names.append(stem if count == 1 else f"{stem}_{count}")
+  return names
+
+
+def camera_differences(model_camera, user_camera) -> list[str]:
+  """Human-readable differences between two cameras (relative tolerance 1e-3)."""
+  if model_camera is None and user_camera == "none":
+    return []
+  if model_camera is None:
+    return ["the model was trained on all-in-focus images, not on a camera's defocus blur"]
+  if user_camera == "none":
+    return ["you stated all-in-focus photos, but the model was trained on defocused ones"]
+  model_params, user_params = model_camera.to_dict(), user_camera.to_dict()
+  diffs = []
+  for key, label, scale, unit in _CAMERA_KEYS:
+    a, b = model_params[key], user_params[key]
+    if not math.isclose(a, b, rel_tol=1e-3):
+      diffs.append(f"{label} {b * scale:g}{unit} (model: {a * scale:g}{unit})")
+  return diffs
+
+
+def describe_camera(camera) -> str:
+  if camera is None:
+    return "none (all-in-focus input)"
+  params = camera.to_dict()
+  return ", ".join(f"{label} {params[key] * scale:g}{unit}" for key, label, scale, unit in
+                   _CAMERA_KEYS)
+
+
+def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
+                    cmap: str = "magma_r") -> None:
+  """Writes ``values`` [H, W] colour-mapped, with a colour bar titled ``label``."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  height, width = values.shape
+  dpi = 100
+  image_px, bar_px = max(width, 160), 110  # The bar's strip fits its ticks and label.
+  total_px = image_px + bar_px
+  fig = plt.figure(figsize=(total_px / dpi, max(height, 120) / dpi), dpi=dpi)
+  ax = fig.add_axes((0.0, 0.0, image_px / total_px, 1.0))
+  shown = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
+  ax.set_axis_off()
+  cax = fig.add_axes(((image_px + 12) / total_px, 0.08, 14 / total_px, 0.84))
+  bar = fig.colorbar(shown, cax=cax)
+  bar.set_label(label)
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+
+
+def _save_png(path: str, array: np.ndarray) -> None:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  Image.fromarray(array).save(path)
+
+
+def check_camera(model_camera, camera_config) -> list[str]:
+  """Logs whether the stated camera matches the model's; returns the differences.
+
+  Args:
+    model_camera: The model's :class:`d3tf.optics.Camera` (None: all-in-focus).
+    camera_config: A :class:`d3tf.experiment.config.CameraConfig` of the
+      photos' camera (preset "model" with no parameters: nothing stated), or
+      None.
+  """
+  logging.info("Camera the model was trained with: %s", describe_camera(model_camera))
+  stated = camera_config is not None and (camera_config.preset != "model" or
+                                          camera_config.overrides())
+  if not stated:
+    if model_camera is not None:
+      logging.info("Use photos from that camera (state yours with --camera / --focal_length_mm "
+                   "... to have it checked).")
+    return []
+  user_camera = camera_config.build(model_camera)
+  diffs = camera_differences(model_camera, "none" if user_camera is None else user_camera)
+  if diffs:
+    logging.warning("Your camera differs from the model's training camera: %s. Depth from "
+                    "defocus depends on the camera: expect wrong depth unless the photos "
+                    "match the model's camera.", "; ".join(diffs))
+  else:
+    logging.info("Your stated camera matches the model's.")
+  return diffs
+
+
+def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int = 1,
+                  color_max_depth_m: float | None = None) -> list[dict[str, Any]]:
+  """Predicts each photo of ``paths`` and writes its depth files into ``output_dir``.
+
+  Args:
+    predictor: A loaded predictor (:func:`d3tf.inference.load_predictor`).
+    paths: Image files (:func:`list_inputs`).
+    output_dir: Folder of the outputs (created).
+    samples: Monte-Carlo samples per photo.
+    color_max_depth_m: Top of the colour scale (default: the model's
+      maximum depth).
+
+  Returns:
+    Per photo: ``{"path", "name", "shape", "min_depth_m", "max_depth_m"}``.
+  """
+  from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
+  meta = predictor.metadata or {}
+  vmax = color_max_depth_m or float((meta.get("model_config") or {}).get("max_depth_m", 10.0))
+  out = output_dir
+  os.makedirs(out, exist_ok=True)
+  written = []
+  for path, name in zip(paths, output_names(paths)):
+    image = common.read_image(path)
+    result = predictor.predict(image, samples=samples)
+    depth = result["depth"][0]
+    np.save(os.path.join(out, f"{name}_depth.npy"), depth.astype(np.float32))
+    _save_png(os.path.join(out, f"{name}_depth_mm.png"),
+              np.clip(np.round(np.nan_to_num(depth) * 1000.0), 0, 65535).astype(np.uint16))
+    write_color_png(os.path.join(out, f"{name}_depth_color.png"), depth, vmax, "depth (m)")
+    if "depth_std" in result:
+      top = max(float(np.nanmax(result["depth_std"][0])), 1e-3)
+      for key, label in _STD_OUTPUTS:
+        if key in result:
+          std = result[key][0]
+          np.save(os.path.join(out, f"{name}_{key}.npy"), std.astype(np.float32))
+          write_color_png(os.path.join(out, f"{name}_{key}_color.png"), std, top, label,
+                          cmap="viridis")
+    logging.info("%s: %dx%d, depth %.2f-%.2f m -> %s", path, image.shape[1], image.shape[0],
+                 float(np.nanmin(depth)), float(np.nanmax(depth)),
+                 os.path.join(out, f"{name}_depth*"))
+    written.append({"path": path, "name": name, "shape": list(depth.shape),
+                    "min_depth_m": float(np.nanmin(depth)),
+                    "max_depth_m": float(np.nanmax(depth))})
+  logging.info("Wrote depth for %d image(s) to %s", len(paths), os.path.abspath(out))
+  return written

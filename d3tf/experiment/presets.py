@@ -1,0 +1,118 @@
+"""Named experiment presets: name -> :class:`ExperimentConfig`, as data.
+
+Each ``pipelines/NAME.flags`` has the preset ``NAME`` (a test holds that the
+flagfile and the preset give the same config); ``--experiment=NAME`` starts
+from it and any flag given on top overrides it::
+
+  python -m d3tf.train --experiment=quickstart_procedural --epochs=1
+  config = presets.get_preset("procedural480_focus2m_bandpass")
+
+A preset is a nested dict of the fields that differ from the config's
+defaults; :func:`register_preset` adds one.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+from d3tf.experiment import config as config_lib
+
+_PRESETS: dict[str, dict[str, Any]] = {}
+
+
+def register_preset(name: str, values: Mapping[str, Any], base: str | None = None) -> None:
+  """Registers preset ``name``: ``values`` (nested dict) on top of ``base`` (a preset name)."""
+  if name in _PRESETS:
+    raise ValueError(f"preset {name!r} is already registered")
+  merged = copy.deepcopy(_PRESETS[base]) if base is not None else {}
+  for section, fields in values.items():
+    merged.setdefault(section, {}).update(fields)
+  config_lib.ExperimentConfig.from_dict(merged)  # Validates it now.
+  _PRESETS[name] = merged
+
+
+def preset_names() -> tuple[str, ...]:
+  return tuple(_PRESETS)
+
+
+def get_preset(name: str) -> config_lib.ExperimentConfig:
+  """A fresh :class:`ExperimentConfig` of preset ``name`` (ValueError naming the known ones)."""
+  if name not in _PRESETS:
+    raise ValueError(f"unknown experiment preset {name!r}; known: {', '.join(_PRESETS)}")
+  return config_lib.ExperimentConfig.from_dict(copy.deepcopy(_PRESETS[name]))
+
+
+# The default run of `python -m d3tf.train` (no flags): the quick start.
+register_preset("default", {})
+register_preset("quickstart_procedural", {
+    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},
+    "camera": {"preset": "nyu", "focus_distance_m": 2.0},
+    "render": {"input": "defocus"},
+    "model": {"size": "small"},
+    "training": {"epochs": 3, "steps_per_epoch": 100, "validation_steps": 4},
+})
+
+# The CPU experiments on the endless procedural stream (README experiment A).
+_PROCEDURAL = {
+    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},
+    "model": {"size": "small"},
+    "training": {"epochs": 30, "steps_per_epoch": 100, "validation_steps": 8,
+                 "learning_rate": 1e-3, "beta1": 0.5, "loss": "l1", "seed": 0,
+                 "save_every_steps": 100, "log_every_steps": 50},
+}
+register_preset("procedural_aif", {**_PROCEDURAL, "render": {"input": "sharp"}})
+register_preset("procedural_focus2m", {
+    **_PROCEDURAL, "render": {"input": "defocus"},
+    "camera": {"preset": "nyu", "focus_distance_m": 2.0}})
+
+# The 480x640 procedural TFRecords (README experiments B-D).
+_PROCEDURAL480 = {
+    "data": {"dataset": "tfrecord", "data_path": "data/procedural_480x640/train-*.tfrecord",
+             "val_data_path": "data/procedural_480x640/validation-*.tfrecord",
+             "crop_size": 128, "batch_size": 8},
+    "model": {"size": "small"},
+    "training": {"epochs": 40, "steps_per_epoch": 100, "validation_steps": 8,
+                 "learning_rate": 1e-3, "beta1": 0.5, "loss": "l1", "seed": 0,
+                 "save_every_steps": 100, "log_every_steps": 50},
+}
+register_preset("procedural480_aif", {**_PROCEDURAL480, "render": {"input": "sharp"}})
+register_preset("procedural480_focus2m", {
+    **_PROCEDURAL480, "render": {"input": "defocus"},
+    "camera": {"preset": "nyu", "focus_distance_m": 2.0}})
+register_preset("procedural480_focus8m", {
+    **_PROCEDURAL480, "render": {"input": "defocus"},
+    "camera": {"preset": "nyu", "focus_distance_m": 8.0}})
+register_preset("procedural480_aif_bandpass", {
+    "model": {"input_features": "rgb+bandpass"}}, base="procedural480_aif")
+register_preset("procedural480_focus2m_bandpass", {
+    "model": {"input_features": "rgb+bandpass"}}, base="procedural480_focus2m")
+register_preset("procedural480_aif_bandpass_laplace", {
+    "model": {"aleatoric": "laplace"}}, base="procedural480_aif_bandpass")
+register_preset("procedural480_focus2m_bandpass_laplace", {
+    "model": {"aleatoric": "laplace"}}, base="procedural480_focus2m_bandpass")
+register_preset("procedural480_focus2m_bandpass_8bit", {
+    "render": {"bits": 8}}, base="procedural480_focus2m_bandpass")
+
+# NYUv2 (the paper's 795 labelled training images).
+_NYU = {
+    "data": {"dataset": "nyu_mat", "data_path": "data/nyuv2/nyu_depth_v2_labeled.mat",
+             "crop_size": 256, "batch_size": 8, "flips": True},
+    "model": {"size": "full"},
+    "training": {"epochs": 200, "validation_steps": 20, "learning_rate": 2e-4, "beta1": 0.5,
+                 "loss": "l1", "seed": 0},
+}
+register_preset("nyuv2_aif", {**_NYU, "render": {"input": "sharp"}})
+for _focus in (2, 4, 8):
+  register_preset(f"nyuv2_focus{_focus}m", {
+      **_NYU, "render": {"input": "defocus", "psf": "gaussian"},
+      "camera": {"preset": "nyu", "focus_distance_m": float(_focus)}})
+register_preset("dfd_pretrain_nyuv2", {
+    **_NYU, "render": {"input": "defocus"}, "camera": {"preset": "dslr"}})
+register_preset("dfd_finetune", {
+    "data": {"dataset": "dfd", "data_path": "../shared/data/dfd_indoor", "crop_size": 256,
+             "batch_size": 8, "flips": True},
+    "model": {"size": "full"},
+    "training": {"epochs": 100, "validation_steps": 4, "learning_rate": 2e-4, "beta1": 0.5,
+                 "loss": "l1", "seed": 0, "init_from": "runs/dfd_pretrain_nyuv2"},
+})

@@ -1,0 +1,234 @@
+"""The depth-estimation Task: builds the model, inputs, losses and metrics from a config.
+
+After the TF Model Garden's ``base_task.Task``: one object that turns an
+:class:`~d3tf.experiment.config.ExperimentConfig` into the pieces a training
+loop needs, so that :mod:`d3tf.experiment.train_lib`, a hyperparameter
+search (``build_model(hp)`` with a ``keras_tuner.HyperParameters``) and a
+``tf.distribute`` strategy (``build_inputs(split, input_context)``) share
+them::
+
+  task = DepthTask(config)
+  model = task.build_model()
+  model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
+                metrics=task.build_metrics())
+  model.fit(task.build_inputs("train"), validation_data=task.build_inputs("validation"), ...)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from absl import logging
+
+from d3tf.experiment import config as config_lib
+
+
+class DepthTask:
+  """Builds everything of one experiment from its config.
+
+  Args:
+    config: The experiment; dataset-dependent defaults are resolved and the
+      config validated here.
+  """
+
+  def __init__(self, config: config_lib.ExperimentConfig):
+    self.config = config.resolved().validate()
+    self._camera_built = False
+    self._camera = None
+    self._train_source = None
+
+  # ------------------------------------------------------------ the camera
+  @property
+  def camera(self):
+    """The camera of the training data's defocus (None: all-in-focus input)."""
+    if not self._camera_built:
+      self._camera = self.config.build_camera()
+      self._camera_built = True
+    return self._camera
+
+  @property
+  def render_camera(self):
+    """The camera to render with: None for sharp input and for real defocused photos."""
+    from d3tf.data import registry  # pylint: disable=g-import-not-at-top
+    if registry.get_dataset(self.config.data.dataset).real_defocus:
+      return None
+    return self.camera
+
+  # ------------------------------------------------------------ the data
+  def _reader(self, path: str, split: str):
+    from d3tf.data import registry  # pylint: disable=g-import-not-at-top
+    data = self.config.data
+    return registry.make_reader(data.dataset, path, split, splits_path=data.splits_path)
+
+  def _source(self, path: str, split: str):
+    """(tf.data source following the element contract, number of examples or None)."""
+    from d3tf.data import registry  # pylint: disable=g-import-not-at-top
+    reader = self._reader(path, split)
+    if not registry.get_dataset(self.config.data.dataset).sized:
+      return reader.as_dataset(), None
+    num = len(reader)
+    if not num:
+      raise ValueError(f"{path}: no {split!r} examples for dataset {self.config.data.dataset}")
+    return reader.as_dataset(), num
+
+  def train_source(self):
+    """(source, number of examples or None); "procedural" for the generated scenes."""
+    if self._train_source is None:
+      data = self.config.data
+      if self.config.is_procedural:
+        self._train_source = ("procedural", None)
+      else:
+        source, num = self._source(data.data_path, "train")
+        logging.info("Training set: %s examples from %s", num or "?", data.data_path)
+        self._train_source = (source, num)
+    return self._train_source
+
+  @property
+  def num_train_examples(self) -> int | None:
+    """The training set's size; None where unknown (procedural, TFRecord)."""
+    return self.train_source()[1]
+
+  @property
+  def steps_per_epoch(self) -> int:
+    """``training.steps_per_epoch``, or 100 (procedural), or one pass over the data."""
+    steps = self.config.training.steps_per_epoch
+    if steps is not None:
+      return steps
+    num = self.num_train_examples
+    if num is None:
+      if not self.config.is_procedural:
+        raise config_lib.ConfigError(
+            "training.steps_per_epoch", None, f"data.dataset={self.config.data.dataset} has no "
+            "known size: give training.steps_per_epoch")
+      return 100
+    return max(1, num // self.config.data.batch_size)
+
+  @property
+  def total_steps(self) -> int:
+    return self.config.training.epochs * self.steps_per_epoch
+
+  @property
+  def kl_num_examples(self) -> tuple[int, str]:
+    """The KL's N and where it came from (the set's size or the examples drawn)."""
+    num = self.num_train_examples
+    if num:
+      return num, "training set size"
+    return self.total_steps * self.config.data.batch_size, "epochs * steps_per_epoch * batch_size"
+
+  def _common(self, batch_size: int) -> dict[str, Any]:
+    data, render, training = self.config.data, self.config.render, self.config.training
+    return dict(batch_size=batch_size, crop_size=(data.crop_size, data.crop_size),
+                camera=self.render_camera, psf=render.psf,
+                render_options=render.render_options(), seed=training.seed, deterministic=True)
+
+  def _augment(self):
+    from d3tf.data import AugmentOptions  # pylint: disable=g-import-not-at-top
+    data = self.config.data
+    if data.augment == "full":
+      return AugmentOptions(flip=data.flips)
+    return AugmentOptions(scale_range=(1.0, 1.0), flip=data.flips,
+                          channel_gain_range=(1.0, 1.0), brightness_range=(1.0, 1.0))
+
+  def build_inputs(self, split: str = "train", input_context=None, start_step: int = 0):
+    """The (inputs, depth) batches of ``split``.
+
+    Args:
+      split: "train" (endless, augmented, starting at ``start_step``) or
+        "validation" (a fixed set of ``training.validation_steps`` batches,
+        centre crops; None where there is no validation data).
+      input_context: A ``tf.distribute.InputContext``: the batch becomes the
+        per-replica batch and the source is sharded across input pipelines.
+      start_step: The training step the stream resumes at (examples already
+        drawn are skipped, so none repeats).
+
+    Returns:
+      A ``tf.data.Dataset``, or None (validation without data).
+    """
+    from d3tf.data import make_dataset  # pylint: disable=g-import-not-at-top
+    data, training = self.config.data, self.config.training
+    batch = data.batch_size
+    shard = None
+    if input_context is not None:
+      batch = input_context.get_per_replica_batch_size(batch)
+      if input_context.num_input_pipelines > 1:
+        shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
+    common = self._common(batch)
+    if shard is not None:  # Each pipeline draws its own stream.
+      common["seed"] = training.seed + 1000003 * shard[1]
+    if split == "train":
+      source, _ = self.train_source()
+      if shard is not None and source != "procedural":
+        source = source.shard(*shard)
+      return make_dataset(source, augment=self._augment(), start_index=start_step * batch,
+                          **common)
+    if split != "validation":
+      raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
+    val_batches = training.validation_steps
+    if not val_batches:
+      return None
+    val_path = None
+    if self.config.is_procedural:
+      val_source = "procedural"
+    elif data.val_data_path:
+      val_path = data.val_data_path
+      val_source = self._reader(val_path, "test").as_dataset()
+    elif data.dataset in ("nyu_mat", "nyu_png", "dfd"):
+      val_path = data.data_path
+      try:
+        val_source, _ = self._source(val_path, "test")
+      except (ValueError, OSError) as e:
+        logging.warning("No validation data (%s): the best model is chosen by training loss", e)
+        val_source = None
+    else:
+      logging.warning("data.dataset=%s without a validation path: no validation; the best "
+                      "model is chosen by training loss", data.dataset)
+      val_source = None
+    if val_source is None:
+      return None
+    kwargs = dict(common, repeat=False, augment=False, drop_remainder=False)
+    if val_source == "procedural":
+      kwargs.update(split="validation", procedural_options={"num_scenes": val_batches * batch})
+    val = make_dataset(val_source, **kwargs).take(val_batches).cache()
+    logging.info("Validation: %d batches of %d from %s (fixed, centre crops)", val_batches,
+                 batch, val_path or "the procedural 'validation' split")
+    return val
+
+  # ------------------------------------------------------------ the model
+  def d3net_config(self, hp=None):
+    """The ``D3NetConfig`` (the KL's N filled in for variational layers)."""
+    num = self.kl_num_examples[0] if self.config.model.variational_blocks else None
+    return self.config.model.d3net_config(num_train_examples=num, hp=hp)
+
+  def build_model(self, hp=None):
+    """D3-Net of the config.
+
+    Args:
+      hp: A ``keras_tuner.HyperParameters`` (reserved: the tuning issue lets
+        it choose model fields); None builds the config as it is.
+    """
+    from d3tf import models  # pylint: disable=g-import-not-at-top
+    return models.build_d3net(self.d3net_config(hp),
+                              imagenet_weights=self.config.model.imagenet_weights)
+
+  def build_losses(self):
+    """The data loss: ``training.loss``, or the aleatoric head's NLL."""
+    from d3tf import losses  # pylint: disable=g-import-not-at-top
+    if self.config.model.aleatoric == "none":
+      return losses.get_loss(self.config.training.loss)
+    return losses.get_nll_loss(self.config.model.aleatoric)
+
+  def build_metrics(self):
+    """Masked abs-rel and RMS (Keras metrics, invalid depth masked out)."""
+    from d3tf.training import keras_metrics  # pylint: disable=g-import-not-at-top
+    max_depth = self.d3net_config().max_depth_m
+    return [keras_metrics.MaskedAbsRel(max_depth_m=max_depth),
+            keras_metrics.MaskedRMS(max_depth_m=max_depth)]
+
+  def build_optimizer(self):
+    import keras  # pylint: disable=g-import-not-at-top
+    training = self.config.training
+    return keras.optimizers.Adam(learning_rate=training.learning_rate, beta_1=training.beta1)
+
+  @property
+  def loss_name(self) -> str:
+    return self.config.training.loss_name(self.config.model.aleatoric)

@@ -1,0 +1,265 @@
+"""Training as a library: ``run_training(config, model_dir)``, no flags read.
+
+What a model_dir receives (the same as ``python -m d3tf.train``, which calls
+this):
+
+* ``config.json``: the resolved :class:`ExperimentConfig` (a resumed run
+  warns where the config changed);
+* ``camera.json`` and ``d3tf_metadata.json`` (camera, render settings, model
+  config; read by evaluate, predict and export);
+* ``model.keras`` (final) and ``best.keras`` (best validation ``rel``, else
+  training loss);
+* ``backup/``: the training state, saved every ``save_every_steps`` steps and
+  at epoch ends; calling again with the same model_dir resumes at the last
+  saved step with the data stream continuing at the next unseen example;
+* ``tensorboard/`` and ``metrics.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from absl import logging
+
+from d3tf.experiment import config as config_lib
+from d3tf.experiment import task as task_lib
+
+_MONITOR = "val_rel"
+CONFIG_FILENAME = "config.json"
+
+
+def get_strategy(name: str = "default"):
+  """The ``tf.distribute`` strategy named by ``runtime.distribution_strategy``."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if name == "default":
+    return tf.distribute.get_strategy()
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  raise ValueError(f"runtime.distribution_strategy={name!r} is not supported yet "
+                   "(default, mirrored)")
+
+
+# -------------------------------------------------------------- run files
+def write_metadata(model_dir: str, task: task_lib.DepthTask, model_config,
+                   extra: dict[str, Any]) -> None:
+  """camera.json and d3tf_metadata.json (the seam to the artifacts floor)."""
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  config = task.config
+  camera = task.camera
+  camera_info = camera.to_dict() if camera is not None else {"input": "sharp"}
+  with open(os.path.join(model_dir, "camera.json"), "w") as f:
+    json.dump(camera_info, f, indent=2)
+  data = config.data
+  train_data = data.dataset if config.is_procedural else f"{data.dataset}:{data.data_path}"
+  inference.write_metadata(
+      model_dir, camera=camera, psf=config.render.psf,
+      render_options=(config.render.render_options()
+                      if task.render_camera is not None else None),
+      model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
+      train_data=train_data, extra={"crop_size": data.crop_size, "loss": task.loss_name,
+                                    "real_defocus": task.render_camera is None and
+                                    camera is not None, **extra})
+
+
+def _write_config(model_dir: str, config: config_lib.ExperimentConfig, resuming: bool) -> None:
+  path = os.path.join(model_dir, CONFIG_FILENAME)
+  new = config.to_dict()
+  if resuming and os.path.exists(path):
+    try:
+      with open(path) as f:
+        old = json.load(f)
+    except (OSError, ValueError):
+      old = None
+    if isinstance(old, dict) and old != new:
+      changed = sorted(f"{s}.{k}" for s in new for k in new[s]
+                       if (old.get(s) or {}).get(k) != new[s][k])
+      logging.warning("Resuming with a config that differs from %s: %s", path, changed)
+  with open(path, "w") as f:
+    json.dump(new, f, indent=2)
+
+
+def load_config(model_dir: str) -> config_lib.ExperimentConfig:
+  """The :class:`ExperimentConfig` a run of :func:`run_training` saved."""
+  with open(os.path.join(model_dir, CONFIG_FILENAME)) as f:
+    return config_lib.ExperimentConfig.from_dict(json.load(f))
+
+
+def init_from(model, path: str) -> None:
+  """Copies the weights of a trained model (model_dir or .keras) into ``model``, by layer name."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from d3tf import models  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(path):
+    for name in ("model.keras", "best.keras"):
+      if os.path.exists(os.path.join(path, name)):
+        path = os.path.join(path, name)
+        break
+    else:
+      raise ValueError(f"training.init_from={path}: neither model.keras nor best.keras in it")
+  if not os.path.exists(path):
+    raise ValueError(f"training.init_from={path}: no such file")
+  source = keras.models.load_model(path, compile=False)
+  try:
+    models.copy_weights_by_name(model, source)
+  except ValueError as e:
+    raise ValueError(f"training.init_from={path}: its weights do not fit this model ({e})") from e
+  logging.info("Initialised the weights from %s", path)
+
+
+def _finite_or_none(value):
+  return float(value) if value is not None and abs(float(value)) != float("inf") else None
+
+
+def _progress_verbose(choice: str) -> int:
+  if choice == "auto":
+    choice = "bar" if sys.stdout.isatty() else "line"
+  return {"bar": 1, "line": 2, "none": 0}[choice]
+
+
+# -------------------------------------------------------------- training
+def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=None
+                 ) -> dict[str, Any]:
+  """Trains (or resumes) the experiment ``config`` into ``model_dir``.
+
+  Args:
+    config: The experiment (validated here; None fields resolved from the
+      dataset).
+    model_dir: Folder of the run (created); a folder with a saved training
+      state resumes it.
+    strategy: A ``tf.distribute.Strategy``; default the one that
+      ``config.runtime.distribution_strategy`` names.
+
+  Returns:
+    A summary: ``model_dir``, ``steps`` (global step at the end),
+    ``planned_steps``, ``final_model``, ``best_model``, ``monitor``,
+    ``best`` (the monitored value of best.keras), ``resumed_from`` (step, or
+    None), ``history`` (the per-epoch logs of this call).
+
+  Raises:
+    config_lib.ConfigError: a bad config value (naming the field).
+    ValueError: bad data or init_from paths.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  from d3tf.training import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
+
+  task = task_lib.DepthTask(config)
+  config = task.config
+  data, training = config.data, config.training
+  os.makedirs(model_dir, exist_ok=True)
+  model_dir_abs = os.path.abspath(model_dir)
+  logging.info("Outputs go to %s", model_dir_abs)
+  if strategy is None:
+    strategy = get_strategy(config.runtime.distribution_strategy)
+
+  keras.utils.set_random_seed(training.seed)
+  camera = task.camera
+  if camera is not None:
+    logging.info("Camera%s: %s", " of the real photos" if task.render_camera is None else "",
+                 camera.to_dict())
+  else:
+    logging.info("Input: all-in-focus images (no defocus)")
+  steps_per_epoch = task.steps_per_epoch
+  train_dataset = lambda step: task.build_inputs("train", start_step=step)  # pylint: disable=unnecessary-lambda-assignment
+  val = task.build_inputs("validation")
+  epochs = training.epochs
+  total = epochs * steps_per_epoch
+  extra: dict[str, Any] = {}
+  blocks = config.model.variational_blocks
+  if blocks:
+    num_examples, source = task.kl_num_examples
+    extra["num_train_examples_source"] = source
+    extra.update(kl_weight=training.kl_weight, kl_anneal_steps=training.kl_anneal_steps)
+    logging.info("Variational (%s) 3x3 convolutions in decoder blocks %s; KL / %d examples (%s) "
+                 "x %g%s", config.model.variational_type, list(blocks), num_examples, source,
+                 training.kl_weight, f", warmed up over {training.kl_anneal_steps} steps"
+                 if training.kl_anneal_steps else "")
+  model_config = task.d3net_config()
+  backup_dir = os.path.join(model_dir, "backup")
+  state = callbacks_lib.load_state(backup_dir)
+  _write_config(model_dir, config, resuming=state is not None)
+  write_metadata(model_dir, task, model_config, extra)
+
+  with strategy.scope():
+    model = task.build_model()
+    if training.init_from and state is None:
+      init_from(model, training.init_from)
+    model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
+                  metrics=task.build_metrics())
+  max_depth = model_config.max_depth_m
+  logging.info("D3-Net '%s': %d parameters; loss %s; Adam lr %g beta1 %g; crops %dx%d, batch %d",
+               config.model.size, model.count_params(), task.loss_name, training.learning_rate,
+               training.beta1, data.crop_size, data.crop_size, data.batch_size)
+  start_step, best = 0, None
+  if state is not None:
+    start_step = callbacks_lib.restore(model, state)
+    best = state["extra"].get("best")
+    logging.info("Resuming from step %d (%s)", start_step, state["weights"])
+  final_path = os.path.join(model_dir, "model.keras")
+  best_path = os.path.join(model_dir, "best.keras")
+  monitor = _MONITOR if val is not None else "loss"
+  summary = {"model_dir": model_dir_abs, "planned_steps": total, "final_model": final_path,
+             "best_model": best_path, "monitor": monitor, "best": best,
+             "resumed_from": start_step if state is not None else None, "history": []}
+  if start_step >= total:
+    logging.info("Already trained for %d steps (planned %d): nothing to do.", start_step, total)
+    if not os.path.exists(final_path):
+      model.save(final_path)
+    logging.info("Outputs are in %s", model_dir_abs)
+    summary["steps"] = start_step
+    return summary
+
+  best_cb = keras.callbacks.ModelCheckpoint(
+      best_path, monitor=monitor, mode="min", save_best_only=True,
+      initial_value_threshold=best, verbose=0)
+  image_batch = None
+  if val is not None and training.tensorboard_images:
+    for inputs, depth in val.take(1):
+      image_batch = (inputs[:training.tensorboard_images],
+                     depth[:training.tensorboard_images].numpy())
+  history = keras.callbacks.History()
+  callbacks = [
+      best_cb,
+      callbacks_lib.ProgressLogger(total, data.batch_size, training.log_every_steps),
+      callbacks_lib.TensorBoardLogger(os.path.join(model_dir, "tensorboard"), image_batch,
+                                      training.log_every_steps, max_depth_m=max_depth),
+      keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
+      keras.callbacks.TerminateOnNaN(),
+      history,
+  ]
+  if blocks:
+    callbacks.append(callbacks_lib.KLAnnealing(training.kl_anneal_steps, training.kl_weight))
+  callbacks += [
+      # Last: a state saved at an epoch end includes the other callbacks' work on it.
+      callbacks_lib.StepCheckpoint(
+          backup_dir, training.save_every_steps, steps_per_epoch,
+          extra_state=lambda: {"best": _finite_or_none(best_cb.best), "monitor": monitor}),
+  ]
+  logging.info("Training %d epochs of %d steps (%d examples each), from step %d of %d; "
+               "validation on %s; the state is saved every %d steps to %s", epochs,
+               steps_per_epoch, steps_per_epoch * data.batch_size, start_step, total,
+               "a fixed set" if val is not None else "nothing (best by training loss)",
+               training.save_every_steps, backup_dir)
+  epoch, done_in_epoch = divmod(start_step, steps_per_epoch)
+  verbose = _progress_verbose(config.runtime.progress)
+  epoch_logs = []
+  if done_in_epoch:  # Finish the interrupted epoch first, with its remaining steps.
+    model.fit(train_dataset(start_step), initial_epoch=epoch, epochs=epoch + 1,
+              steps_per_epoch=steps_per_epoch - done_in_epoch, validation_data=val,
+              callbacks=callbacks, verbose=verbose, shuffle=False)
+    epoch_logs.append(dict(history.history))
+    epoch += 1
+  if epoch < epochs and not model.stop_training:
+    model.fit(train_dataset(epoch * steps_per_epoch), initial_epoch=epoch, epochs=epochs,
+              steps_per_epoch=steps_per_epoch, validation_data=val, callbacks=callbacks,
+              verbose=verbose, shuffle=False)
+    epoch_logs.append(dict(history.history))
+  model.save(final_path)
+  steps = int(model.optimizer.iterations.numpy())
+  logging.info("Done: %d steps. Final model %s; best (%s %s) %s; TensorBoard: tensorboard "
+               "--logdir %s", steps, final_path, monitor, best_cb.best, best_path,
+               os.path.join(model_dir_abs, "tensorboard"))
+  logging.info("Outputs are in %s", model_dir_abs)
+  summary.update(steps=steps, best=_finite_or_none(best_cb.best), history=epoch_logs)
+  return summary
