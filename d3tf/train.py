@@ -59,6 +59,7 @@ from absl import flags
 from absl import logging
 
 from d3tf.optics import psf as psf_lib
+from d3tf.sizes import SIZE_MULTIPLE
 
 DATASETS = ("procedural", "nyu_mat", "nyu_png", "dfd", "folder", "tfrecord")
 
@@ -232,8 +233,8 @@ def _check_flags() -> None:
     raise app.UsageError("--dataset=dfd trains on the real f/2.8 (defocused) photos; "
                          "--input=sharp does not apply to it")
   crop = _CROP.value
-  if crop is not None and crop % 32:
-    raise app.UsageError(f"--crop_size must be a multiple of 32, got {crop}")
+  if crop is not None and crop % SIZE_MULTIPLE:
+    raise app.UsageError(f"--crop_size must be a multiple of {SIZE_MULTIPLE}, got {crop}")
   if not _LR.value > 0:
     raise app.UsageError(f"--learning_rate must be positive, got {_LR.value}")
   if not 0 <= _BETA1.value < 1:
