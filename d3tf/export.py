@@ -37,6 +37,7 @@ from absl import logging
 
 from d3tf import artifacts
 from d3tf.artifacts import model_dir
+from d3tf.data import calibration as calibration_lib
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Trained model to export: a model_dir of d3tf.train or a .keras file with "
@@ -63,7 +64,9 @@ _QUANTIZE = flags.DEFINE_enum(
 _INPUT_SIZE = flags.DEFINE_string(
     "input_size", "any", "TFLite only: HEIGHTxWIDTH (e.g. 256x256) for a fixed input of one "
     "image [1, H, W, 3], or 'any' for any batch and size (dynamic shapes, builtin ops).")
-_CALIBRATION = flags.DEFINE_integer("calibration_examples", 16, "TFLite int8 only: procedural "
+_CALIBRATION = flags.DEFINE_integer("calibration_examples",
+                                    calibration_lib.DEFAULT_CALIBRATION_EXAMPLES,
+                                    "TFLite int8 only: procedural "
                                     "scenes that calibrate the quantisation.", lower_bound=1)
 _INSPECT = flags.DEFINE_string(
     "inspect", None, "Instead of exporting, log what an export holds: a version folder, a "
@@ -83,7 +86,6 @@ def _export(input_size) -> str:
   logging.info("Exporting %s: %s", path, metadata.describe())
   calibration = None
   if fmt == "tflite" and _QUANTIZE.value == "int8":
-    from d3tf.data import calibration as calibration_lib  # pylint: disable=g-import-not-at-top
     size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
     calibration = calibration_lib.calibration_images(metadata.camera, size, _CALIBRATION.value,
                                                      **metadata.render_kwargs())

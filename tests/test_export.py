@@ -7,7 +7,6 @@ distribution; TFLite float32 the SavedModel; float16 / int8 loosely.
 
 import dataclasses
 import io
-import json
 import os
 import pathlib
 import subprocess

@@ -219,3 +219,12 @@ def test_psf_names_come_from_the_registry():
         if {"gaussian", "disk"} <= values:
           spelled.append(f"{path.relative_to(_ROOT)}:{node.lineno}")
   assert not spelled
+
+
+def test_inference_takes_only_the_export_interface_from_serving():
+  """Predictors of exports need the signature and output names, not the exporter or graph."""
+  reached = set()
+  for name, targets in _edges(module_level_only=False).items():
+    if _unit(name) == "d3tf.inference":
+      reached |= {target for target in targets if _unit(target) == "d3tf.serving"}
+  assert reached == {"d3tf.serving.protocol"}
