@@ -1,6 +1,6 @@
 """Accuracy of the layered defocus renderer against the thin-lens ray tracer.
 
-Every scene is made of textured opaque cards (d3tf.optics.raytrace). The ray
+Every scene is made of textured opaque cards (d3tf.optics.reference.raytrace). The ray
 tracer renders it twice: through the aperture centre (the all-in-focus image
 and its depth map, which is all the layered renderer gets) and through the
 whole aperture (the reference). The layered renderer's output is compared
@@ -43,7 +43,7 @@ from absl import flags
 import numpy as np
 
 from d3tf.optics import Camera
-from d3tf.optics import raytrace as rt
+from d3tf.optics.reference import raytrace as rt
 from d3tf.optics import render_defocus
 
 _HEIGHT = flags.DEFINE_integer("height", 160, "Image rows.")

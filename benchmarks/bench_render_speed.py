@@ -6,7 +6,7 @@ depths about 0.5-10 m) with the NYU camera focused at 2 m, at 256x256 and
 
 * ``d3tf.optics.render_defocus`` inside a ``tf.function`` (traced once, not
   timed), using the CPU's cores as TensorFlow does by default;
-* ``d3tf.optics.scipy_render.render_defocus_scipy``: the same slabs, kernels
+* ``d3tf.optics.reference.scipy_render.render_defocus_scipy``: the same slabs, kernels
   and compositing with ``scipy.ndimage`` / ``scipy.signal`` (single-threaded,
   as SciPy is).
 
@@ -61,7 +61,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
   from d3tf.optics import render_defocus  # pylint: disable=g-import-not-at-top
-  from d3tf.optics.scipy_render import render_defocus_scipy  # pylint: disable=g-import-not-at-top
+  from d3tf.optics.reference.scipy_render import render_defocus_scipy  # pylint: disable=g-import-not-at-top
   import scipy  # pylint: disable=g-import-not-at-top
 
   camera = Camera.nyu(focus_distance_m=2.0)

@@ -40,38 +40,40 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if FLAGS.inspect is not None:
     try:
-      ref, meta = exporter.read_export(FLAGS.inspect)
+      ref, meta = artifacts.read_export(FLAGS.inspect)
     except (FileNotFoundError, ValueError) as e:
       raise app.UsageError(f"--inspect: {e}") from None
-    for line in exporter.describe_export(ref, meta).splitlines():
+    for line in artifacts.describe_export(ref, meta).splitlines():
       logging.info("%s", line)
     return
   if FLAGS.model is None or FLAGS.name is None:
     raise app.UsageError("--model and --name are required (or --inspect PATH)")
   if FLAGS.format == "saved_model" and (FLAGS.quantize != "float32" or
-                                         FLAGS.input_size.strip().lower() != "any"):
+                                        FLAGS.input_size.strip().lower() != "any"):
     raise app.UsageError(f"--quantize={FLAGS.quantize} and --input_size={FLAGS.input_size} "
                          "apply to --format=tflite only (a SavedModel is float32 and takes any "
                          "size)")
+  from d3tf.experiment import export_lib  # pylint: disable=g-import-not-at-top
+  from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
   try:
     input_size = exporter.parse_input_size(FLAGS.input_size)
   except ValueError as e:
     raise app.UsageError(f"--input_size: {e}") from None
   try:
-    path = exporter.export_model(
-        FLAGS.model, FLAGS.name, export_dir=FLAGS.export_dir, version=FLAGS.version,
-        samples=FLAGS.samples, fmt=FLAGS.format, quantize=FLAGS.quantize,
+    path = export_lib.run_export(
+        FLAGS.model, FLAGS.name, export_dir=FLAGS.export_dir, fmt=FLAGS.format,
+        version=FLAGS.version, samples=FLAGS.samples, quantize=FLAGS.quantize,
         input_size=input_size, checkpoint=FLAGS.checkpoint,
         calibration_examples=FLAGS.calibration_examples)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     raise app.UsageError(str(e)) from None
-  ref, meta = exporter.read_export(path)
-  for line in exporter.describe_export(ref, meta).splitlines():
+  ref, meta = artifacts.read_export(path)
+  for line in artifacts.describe_export(ref, meta).splitlines():
     logging.info("%s", line)
 
 

@@ -37,6 +37,7 @@ from absl import flags
 from absl import logging
 
 from d3tf.experiment import config as config_lib
+from d3tf.optics import psf as psf_lib
 
 FLAGS = flags.FLAGS
 _DEFINED: set[str] = set()
@@ -97,8 +98,8 @@ def define_render_flags() -> None:
       "Network input: 'defocus' renders the camera's defocus blur on all-in-focus data (the "
       "paper's DFD models); 'sharp' keeps the all-in-focus images (the baseline; the same as "
       "--camera=none). Default: defocus.")
-  flags.DEFINE_enum("psf", None, ["gaussian", "disk"], "Point-spread function of the rendered "
-                    "defocus. Default: gaussian (evaluate: the model's).")
+  flags.DEFINE_enum("psf", None, list(psf_lib.names()), "Point-spread function of the "
+                    f"rendered defocus. Default: {psf_lib.DEFAULT_PSF} (evaluate: the model's).")
   flags.DEFINE_enum("render_mode", None, ["improved", "paper"],
                     "Defocus renderer: d3tf's improved compositing, or the paper's choices. "
                     "Default: improved.")
@@ -170,15 +171,13 @@ def define_model_source_flags() -> None:
   """``--model`` (a model_dir, .keras file or export) and ``--checkpoint``."""
   if not _once("model_source"):
     return
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf.artifacts import model_dir  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string(
       "model", None, "Trained model: a model_dir of d3tf.train (model.keras, else best.keras), "
       "a .keras file with d3tf_metadata.json beside it, or (predict) an export of d3tf.export "
       "(a SavedModel version folder, a model's export folder, or a .tflite file).")
-  flags.DEFINE_enum(
-      "checkpoint", "auto", list(inference.CHECKPOINTS),
-      "Which model of a model_dir: 'final' (model.keras), 'best' (best.keras), or 'auto' "
-      "(model.keras if present, else best.keras).")
+  flags.DEFINE_enum("checkpoint", "auto", list(model_dir.CHECKPOINTS),
+                    model_dir.CHECKPOINT_HELP)
   flags.DEFINE_integer(
       "samples", None, "Monte-Carlo samples T per image (MC dropout and variational layers); "
       "T > 1 also gives the epistemic std. Default: 1 (export: 20 for a model with MC dropout "
@@ -519,8 +518,10 @@ def define_export_flags() -> None:
   flags.DEFINE_string(
       "input_size", "any", "TFLite only: HEIGHTxWIDTH (e.g. 256x256) for a fixed input of one "
       "image [1, H, W, 3], or 'any' for any batch and size.")
-  flags.DEFINE_integer("calibration_examples", 16, "TFLite int8 only: procedural scenes that "
-                       "calibrate the quantisation.", lower_bound=1)
+  from d3tf.data import calibration  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_integer("calibration_examples", calibration.DEFAULT_CALIBRATION_EXAMPLES,
+                       "TFLite int8 only: procedural scenes that calibrate the quantisation.",
+                       lower_bound=1)
   flags.DEFINE_string("inspect", None, "Instead of exporting, log what an export holds: a "
                       "version folder, a model's export folder (latest version) or a .tflite "
                       "file.")

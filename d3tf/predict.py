@@ -54,13 +54,14 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.model:
     raise app.UsageError("--model is required (a model_dir, a .keras file or an export)")
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   from d3tf.experiment import predict_lib  # pylint: disable=g-import-not-at-top
   try:
     paths = predict_lib.list_inputs(flags_lib.images_from_flags())
     camera = flags_lib.camera_config_from_flags("model")
     predictor = inference.load_predictor(FLAGS.model, checkpoint=FLAGS.checkpoint)
-    logging.info("Model %s: %s", predictor.path, inference.describe_metadata(predictor.metadata))
+    logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
     predict_lib.check_camera(predictor.camera, camera)
     predict_lib.predict_files(predictor, paths, FLAGS.output_dir or "predictions",
                               samples=FLAGS.samples or 1,

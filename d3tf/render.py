@@ -51,7 +51,7 @@ def main(argv):
       inputs = {"image": FLAGS.image, "depth": FLAGS.depth, "depth_scale": FLAGS.depth_scale}
     else:
       split = flags_lib.procedural_split_from_flags("test")
-      names, images, depths = render_lib.procedural_scenes(FLAGS.num, split, FLAGS.height,
+      names, images, depths = render_lib.procedural_samples(FLAGS.num, split, FLAGS.height,
                                                            FLAGS.width)
       inputs = {"procedural_split": split, "num": FLAGS.num}
     render_lib.render_to_folder(names, images, depths, camera, render,

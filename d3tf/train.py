@@ -16,8 +16,7 @@ horizontal flips (128x128 and the small model for procedural scenes).
 This binary turns the flags into an
 :class:`~d3tf.experiment.config.ExperimentConfig` (:mod:`d3tf.flags`) and
 calls :func:`d3tf.experiment.train_lib.run_training`, which documents what
-``--model_dir`` receives (``config.json``, ``camera.json``,
-``d3tf_metadata.json``, ``model.keras``, ``best.keras``, ``backup/``,
+``--model_dir`` receives (``config.json``, ``d3tf_metadata.json``, ``model.keras``, ``best.keras``, ``backup/``,
 ``tensorboard/``, ``metrics.csv``; interrupt at any moment and rerun the same
 command to resume exactly). This binary adds ``flags.txt`` (the resolved
 flags, usable as ``--flagfile``: it names the same model_dir, so running it
@@ -49,7 +48,8 @@ FLAGS = flags.FLAGS
 def _write_flagfile(model_dir: str, config) -> None:
   """flags.txt (warning where a resumed run's flags changed) and command_line.txt."""
   text = flags_lib.flagfile_from_config(config, FLAGS.model_dir)
-  path = os.path.join(model_dir, "flags.txt")
+  from d3tf.artifacts import model_dir as layout  # pylint: disable=g-import-not-at-top
+  path = os.path.join(model_dir, layout.FLAGS_FILENAME)
   if os.path.exists(path):
     with open(path) as f:
       changed = sorted(set(text.splitlines()) ^ set(f.read().splitlines()))
@@ -57,7 +57,7 @@ def _write_flagfile(model_dir: str, config) -> None:
       logging.warning("Flags differ from %s: %s", path, changed)
   with open(path, "w") as f:
     f.write(text)
-  with open(os.path.join(model_dir, "command_line.txt"), "a") as f:
+  with open(os.path.join(model_dir, layout.COMMAND_LINE_FILENAME), "a") as f:
     f.write(flags_lib.command_line() + "\n")
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from d3tf import artifacts
 from d3tf import inference
 from d3tf import metrics
 from d3tf.experiment import config as config_lib
@@ -40,8 +41,8 @@ def model_dir(tmp_path_factory):
   keras.utils.set_random_seed(0)
   path = tmp_path_factory.mktemp("run")
   build_d3net(D3NetConfig.tiny()).save(path / "model.keras")
-  inference.write_metadata(path, camera=Camera.nyu(2.0), model_config=D3NetConfig.tiny(),
-                           train_data="procedural")
+  artifacts.write_metadata(path, artifacts.Metadata.for_training(
+      camera=Camera.nyu(2.0), model_config=D3NetConfig.tiny(), train_data="procedural"))
   return path
 
 
@@ -137,7 +138,7 @@ def test_depth_in_the_wild_pairs_give_wkdr(model_dir, tmp_path):
   sharp = tmp_path / "sharp"
   sharp.mkdir()
   shutil.copy(model_dir / "model.keras", sharp / "model.keras")
-  inference.write_metadata(sharp, model_config=D3NetConfig.tiny())
+  artifacts.write_metadata(sharp, artifacts.Metadata.for_training(model_config=D3NetConfig.tiny()))
   _evaluate(sharp, dataset="diw", data_path=str(tmp_path / "DIW_test.csv"))
   report = json.loads((sharp / "eval_diw.json").read_text())  # default: beside the model.
   assert report["metrics"]["n_pairs"] == 2 and report["camera"] is None
@@ -152,7 +153,7 @@ def test_bad_values_name_the_problem(tmp_path):
     _evaluate(tmp_path, dataset="nyu_png")
   (tmp_path / "m.keras").write_bytes(b"")
   with pytest.raises((FileNotFoundError, ValueError),
-                     match=str(tmp_path / inference.METADATA_FILENAME)):
+                     match=str(tmp_path / artifacts.METADATA_FILENAME)):
     _evaluate(tmp_path / "m.keras")
 
 

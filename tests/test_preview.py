@@ -6,7 +6,7 @@ from absl.testing import flagsaver
 from PIL import Image
 
 from d3tf.data import plots
-from d3tf.data import preview
+from d3tf import preview
 
 
 def test_write_preview_marks_invalid_depth(tmp_path):

@@ -29,15 +29,14 @@ import types
 import typing
 from typing import Any, Mapping
 
-#: Camera presets: name -> keyword arguments of :class:`d3tf.optics.Camera`.
-CAMERA_PRESETS = {
-    "nyu": dict(focal_length_m=15e-3, f_number=2.8, pixel_pitch_m=5.6e-6, focus_distance_m=2.0),
-    "dslr": dict(focal_length_m=35e-3, f_number=2.8, pixel_pitch_m=36e-6, focus_distance_m=1.7),
-}
+from d3tf.optics import psf as psf_lib
+from d3tf.sizes import SIZE_MULTIPLE
+
+#: Camera presets: name -> the :class:`d3tf.optics.Camera` class method that builds it.
+CAMERA_PRESETS = {"nyu": "nyu", "dslr": "dslr_d200_35mm"}
 #: Every ``camera.preset`` value: the presets, "none" (all-in-focus) and
 #: "model" (the camera in a trained model's metadata: evaluation and prediction).
 CAMERA_CHOICES = (*CAMERA_PRESETS, "none", "model")
-SIZE_MULTIPLE = 32
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 
@@ -142,7 +141,7 @@ class CameraConfig:
                       focus_distance_m=self.focus_distance_m)
       base = model_camera
     else:
-      base = Camera(**CAMERA_PRESETS[self.preset])
+      base = getattr(Camera, CAMERA_PRESETS[self.preset])()
     try:
       return base.with_parameters(**overrides)
     except ValueError as e:
@@ -156,7 +155,7 @@ class RenderConfig:
   Attributes:
     input: "defocus" (render the camera's blur: the DFD models) or "sharp"
       (all-in-focus input, the baseline).
-    psf: "gaussian" or "disk".
+    psf: A name of the PSF registry (:func:`d3tf.optics.psf.names`).
     mode: "improved" (d3tf's compositing) or "paper" (the paper's choices).
     bits: Round the rendered images to 2**bits levels (8: a camera's file);
       0 keeps them float.
@@ -164,7 +163,7 @@ class RenderConfig:
   """
 
   input: str = _choices("defocus", "sharp", default="defocus")
-  psf: str = _choices("gaussian", "disk", default="gaussian")
+  psf: str = _choices(*psf_lib.names(), default=psf_lib.DEFAULT_PSF)
   mode: str = _choices("improved", "paper", default="improved")
   bits: int = _bounded(0, 0, 16)
   noise_shot_gain: float = _bounded(0.0, 0.0)

@@ -349,10 +349,11 @@ def evaluate_diw(config: EvalConfig, predictor) -> dict[str, Any]:
   return out
 
 
-def load_predictor(config: EvalConfig):
+def _load_predictor(config: EvalConfig):
   """The model's predictor; cheap checks (file, metadata) before TensorFlow loads."""
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf import inference  # pylint: disable=g-import-not-at-top
-  inference.read_metadata(inference.resolve_model_path(config.model, config.checkpoint))
+  artifacts.read_metadata(artifacts.resolve_model_path(config.model, config.checkpoint))
   return inference.load_predictor(config.model, checkpoint=config.checkpoint)
 
 
@@ -372,13 +373,13 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
     ConfigError / ValueError / FileNotFoundError: bad config values, data or
       model files (naming them).
   """
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   config.validate()
   start = time.time()
   if predictor is None:
-    predictor = load_predictor(config)
+    predictor = _load_predictor(config)
   dataset = config.dataset
-  render_kwargs = inference.render_kwargs_from_metadata(predictor.metadata)
+  render_kwargs = predictor.metadata.render_kwargs()
   if config.render_bits is not None:
     render_kwargs["output_bits"] = config.render_bits
   if dataset in ("dfd", "diw"):
@@ -398,8 +399,7 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
                       "real blur of their camera")
     logging.info("DFD: the real %s photos are used as they are (camera %s; nothing rendered)",
                  dfd_aperture, dfd_camera.to_dict())
-  logging.info("Model %s expects %s.", predictor.path, inference.describe_metadata(
-      predictor.metadata))
+  logging.info("Model %s expects %s.", predictor.path, artifacts.describe(predictor.metadata))
 
   if dataset == "diw":
     results = evaluate_diw(config, predictor)
@@ -408,7 +408,7 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
 
   report = {
       "model": os.path.abspath(predictor.path),
-      "model_metadata": predictor.metadata,
+      "model_metadata": predictor.metadata.to_dict(),
       "dataset": dataset,
       "data_path": os.path.abspath(config.data_path) if config.data_path else None,
       "camera": camera.to_dict() if camera is not None else None,

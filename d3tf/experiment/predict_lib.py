@@ -19,10 +19,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Standard deviations of Predictor.predict written as files: key (file name part), bar label.
 _STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistemic std (m)"),
                 ("aleatoric_std", "aleatoric std (m)"))
-_CAMERA_KEYS = (("focal_length_m", "focal length", 1e3, "mm"), ("f_number", "f-number", 1.0, ""),
-                ("pixel_pitch_m", "pixel pitch", 1e6, "um"),
-                ("focus_distance_m", "focus distance", 1.0, "m"))
-
 def list_inputs(pattern: str) -> list[str]:
   """The image files named by ``pattern``: a file, a folder or a glob.
 
@@ -66,7 +62,8 @@ def camera_differences(model_camera, user_camera) -> list[str]:
     return ["you stated all-in-focus photos, but the model was trained on defocused ones"]
   model_params, user_params = model_camera.to_dict(), user_camera.to_dict()
   diffs = []
-  for key, label, scale, unit in _CAMERA_KEYS:
+  from d3tf.optics import camera as camera_lib  # pylint: disable=g-import-not-at-top
+  for key, label, scale, unit in camera_lib.PARAMETERS:
     a, b = model_params[key], user_params[key]
     if not math.isclose(a, b, rel_tol=1e-3):
       diffs.append(f"{label} {b * scale:g}{unit} (model: {a * scale:g}{unit})")
@@ -74,11 +71,8 @@ def camera_differences(model_camera, user_camera) -> list[str]:
 
 
 def describe_camera(camera) -> str:
-  if camera is None:
-    return "none (all-in-focus input)"
-  params = camera.to_dict()
-  return ", ".join(f"{label} {params[key] * scale:g}{unit}" for key, label, scale, unit in
-                   _CAMERA_KEYS)
+  """The camera as text (:meth:`d3tf.optics.Camera.describe`), or that there is none."""
+  return camera.describe() if camera is not None else "none (all-in-focus input)"
 
 
 def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
@@ -151,8 +145,9 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
     Per photo: ``{"path", "name", "shape", "min_depth_m", "max_depth_m"}``.
   """
   from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
-  meta = predictor.metadata or {}
-  vmax = color_max_depth_m or float((meta.get("model_config") or {}).get("max_depth_m", 10.0))
+  model_config = (predictor.metadata.model_config if predictor.metadata is not None
+                  else None) or {}
+  vmax = color_max_depth_m or float(model_config.get("max_depth_m", 10.0))
   out = output_dir
   os.makedirs(out, exist_ok=True)
   written = []

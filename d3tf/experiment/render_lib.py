@@ -27,7 +27,7 @@ def load_image_and_depth(image_path: str, depth_path: str, depth_scale: float = 
   return [name], image[None], depth[None]
 
 
-def procedural_scenes(num: int, split: str = "test", height: int = 256, width: int = 256,
+def procedural_samples(num: int, split: str = "test", height: int = 256, width: int = 256,
                       start_index: int = 0, seed: int = 0, supersample: int = 1):
   """Returns (names, uint8 images [N,H,W,3], depths float32 [N,H,W] metres)."""
   from d3tf.data import procedural  # pylint: disable=g-import-not-at-top

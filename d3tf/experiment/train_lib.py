@@ -5,8 +5,8 @@ this):
 
 * ``config.json``: the resolved :class:`ExperimentConfig` (a resumed run
   warns where the config changed);
-* ``camera.json`` and ``d3tf_metadata.json`` (camera, render settings, model
-  config; read by evaluate, predict and export);
+* ``d3tf_metadata.json`` (:class:`d3tf.artifacts.Metadata`: camera, render
+  settings, model config; read by evaluate, predict and export);
 * ``model.keras`` (final) and ``best.keras`` (best validation ``rel``, else
   training loss);
 * ``backup/``: the training state, saved every ``save_every_steps`` steps and
@@ -45,23 +45,20 @@ def get_strategy(name: str = "default"):
 # -------------------------------------------------------------- run files
 def write_metadata(model_dir: str, task: task_lib.DepthTask, model_config,
                    extra: dict[str, Any]) -> None:
-  """camera.json and d3tf_metadata.json (the seam to the artifacts floor)."""
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  """d3tf_metadata.json (:class:`d3tf.artifacts.Metadata`): camera, render, model config."""
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   config = task.config
   camera = task.camera
-  camera_info = camera.to_dict() if camera is not None else {"input": "sharp"}
-  with open(os.path.join(model_dir, "camera.json"), "w") as f:
-    json.dump(camera_info, f, indent=2)
   data = config.data
   train_data = data.dataset if config.is_procedural else f"{data.dataset}:{data.data_path}"
-  inference.write_metadata(
-      model_dir, camera=camera, psf=config.render.psf,
+  artifacts.write_metadata(model_dir, artifacts.Metadata.for_training(
+      camera=camera, psf=config.render.psf,
       render_options=(config.render.render_options()
                       if task.render_camera is not None else None),
       model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
       train_data=train_data, extra={"crop_size": data.crop_size, "loss": task.loss_name,
                                     "real_defocus": task.render_camera is None and
-                                    camera is not None, **extra})
+                                    camera is not None, **extra}))
 
 
 def _write_config(model_dir: str, config: config_lib.ExperimentConfig, resuming: bool) -> None:
@@ -91,8 +88,9 @@ def init_from(model, path: str) -> None:
   """Copies the weights of a trained model (model_dir or .keras) into ``model``, by layer name."""
   import keras  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   if os.path.isdir(path):
-    for name in ("model.keras", "best.keras"):
+    for name in (artifacts.FINAL_MODEL_FILENAME, artifacts.BEST_MODEL_FILENAME):
       if os.path.exists(os.path.join(path, name)):
         path = os.path.join(path, name)
         break
@@ -142,6 +140,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
     ValueError: bad data or init_from paths.
   """
   import keras  # pylint: disable=g-import-not-at-top
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf.training import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 
   task = task_lib.DepthTask(config)
@@ -176,7 +175,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
                  training.kl_weight, f", warmed up over {training.kl_anneal_steps} steps"
                  if training.kl_anneal_steps else "")
   model_config = task.d3net_config()
-  backup_dir = os.path.join(model_dir, "backup")
+  backup_dir = os.path.join(model_dir, artifacts.model_dir.BACKUP_DIRNAME)
   state = callbacks_lib.load_state(backup_dir)
   _write_config(model_dir, config, resuming=state is not None)
   write_metadata(model_dir, task, model_config, extra)
@@ -196,8 +195,8 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
     start_step = callbacks_lib.restore(model, state)
     best = state["extra"].get("best")
     logging.info("Resuming from step %d (%s)", start_step, state["weights"])
-  final_path = os.path.join(model_dir, "model.keras")
-  best_path = os.path.join(model_dir, "best.keras")
+  final_path = os.path.join(model_dir, artifacts.FINAL_MODEL_FILENAME)
+  best_path = os.path.join(model_dir, artifacts.BEST_MODEL_FILENAME)
   monitor = _MONITOR if val is not None else "loss"
   summary = {"model_dir": model_dir_abs, "planned_steps": total, "final_model": final_path,
              "best_model": best_path, "monitor": monitor, "best": best,
@@ -222,9 +221,10 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   callbacks = [
       best_cb,
       callbacks_lib.ProgressLogger(total, data.batch_size, training.log_every_steps),
-      callbacks_lib.TensorBoardLogger(os.path.join(model_dir, "tensorboard"), image_batch,
+      callbacks_lib.TensorBoardLogger(os.path.join(model_dir, artifacts.model_dir.TENSORBOARD_DIRNAME), image_batch,
                                       training.log_every_steps, max_depth_m=max_depth),
-      keras.callbacks.CSVLogger(os.path.join(model_dir, "metrics.csv"), append=True),
+      keras.callbacks.CSVLogger(
+          os.path.join(model_dir, artifacts.model_dir.METRICS_FILENAME), append=True),
       keras.callbacks.TerminateOnNaN(),
       history,
   ]
@@ -259,7 +259,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   steps = int(model.optimizer.iterations.numpy())
   logging.info("Done: %d steps. Final model %s; best (%s %s) %s; TensorBoard: tensorboard "
                "--logdir %s", steps, final_path, monitor, best_cb.best, best_path,
-               os.path.join(model_dir_abs, "tensorboard"))
+               os.path.join(model_dir_abs, artifacts.model_dir.TENSORBOARD_DIRNAME))
   logging.info("Outputs are in %s", model_dir_abs)
   summary.update(steps=steps, best=_finite_or_none(best_cb.best), history=epoch_logs)
   return summary
