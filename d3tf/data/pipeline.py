@@ -152,7 +152,10 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     procedural_options: Keyword arguments of ``procedural_dataset`` (e.g.
       ``num_scenes``, ``height``, ``width``, ``supersample``); height and
       width default to ``crop_size`` (or 256 x 256).
-    num_parallel_calls: Parallelism of the maps; default ``tf.data.AUTOTUNE``.
+    num_parallel_calls: Parallelism of the TensorFlow maps (augment, render);
+      default ``tf.data.AUTOTUNE``. The procedural scene generator has its own
+      (``procedural_options["num_parallel_calls"]``, default 1: it holds the
+      GIL, see :func:`d3tf.data.procedural.procedural_dataset`).
     start_index: Start the (repeated) stream at this example, as if that many
       examples had already been drawn: with a seed, example ``i`` of the
       result equals example ``start_index + i`` of the stream from 0 (same
@@ -206,7 +209,6 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     kwargs.setdefault("width", default_w)
     kwargs.setdefault("seed", base_seed if deterministic_data else 0)
     kwargs.setdefault("deterministic", deterministic)
-    kwargs.setdefault("num_parallel_calls", num_parallel_calls)
     num_scenes = kwargs.pop("num_scenes", None)
     source_skip = start_index
     if num_scenes is None and start_index:  # Endless: start the generator there directly.
