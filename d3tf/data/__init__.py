@@ -34,6 +34,7 @@ _EXPORTS = {
     "MiddleburyReader": "d3tf.data.readers.middlebury",
     "NyuMatReader": "d3tf.data.readers.nyu",
     "NyuPngReader": "d3tf.data.readers.nyu",
+    "NyuDenseDepthReader": "d3tf.data.readers.densedepth",
     "eigen_crop": "d3tf.data.readers.nyu",
     "eigen_crop_mask": "d3tf.data.readers.nyu",
     "TFRecordReader": "d3tf.data.readers.tfrecord",
