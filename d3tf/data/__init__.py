@@ -25,6 +25,10 @@ _EXPORTS = {
     # Pipeline.
     "make_dataset": "d3tf.data.pipeline",
     "make_defocus_fn": "d3tf.data.pipeline",
+    # Resumable streams: real frames, procedural scenes, weighted mixtures.
+    "mixed_stream": "d3tf.data.mixing",
+    "procedural_stream": "d3tf.data.mixing",
+    "reader_stream": "d3tf.data.mixing",
     # Real dataset readers and input validation.
     "DataError": "d3tf.data.validation",
     "validate_sample": "d3tf.data.validation",
