@@ -393,8 +393,9 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
         kwargs.update(split="validation",
                       procedural_options={"num_scenes": val_batches * batch})
       val = make_dataset(val_source, **kwargs).take(val_batches).cache()
-      logging.info("Validation: %d batches of %d from %s (fixed, centre crops)", val_batches,
-                   batch, val_path or "the procedural 'validation' split")
+      logging.info("Validation: %d batches of %d from %s (fixed, %s)", val_batches, batch,
+                   val_path or "the procedural 'validation' split",
+                   "whole frames" if kwargs["crop_size"] is None else "centre crops")
   return train_dataset, val, steps_per_epoch, num_train
 
 
