@@ -118,11 +118,13 @@ _MODEL_SIZE = flags.DEFINE_enum(
     "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
     "experiments), 'tiny' (tests). Default: small for procedural scenes, else full.")
 _INPUT_FEATURES = flags.DEFINE_enum(
-    "input_features", "rgb", ["rgb", "rgb+bandpass"],
+    "input_features", "rgb", ["rgb", "rgb+bandpass", "rgb+reblur"],
     "What D3-Net's stem sees: 'rgb' (the paper), or 'rgb+bandpass': RGB plus three fixed, "
     "contrast-normalised band-pass sharpness maps computed inside the model (the ratio of "
     "frequency bands that defocus blur changes; a small network trained from scratch on a CPU "
-    "budget does not learn it from RGB). The model's input stays RGB.")
+    "budget does not learn it from RGB), or 'rgb+reblur': RGB plus three multi-scale re-blur "
+    "ratios (gradient energy of the grey image re-blurred by Gaussians of 1, 2, 4 pixels: "
+    "contrast-invariant estimates of the blur size). The model's input stays RGB.")
 _BANDPASS_FLOOR = flags.DEFINE_float(
     "bandpass_floor", 1e-4,
     "With --input_features=rgb+bandpass: smallest band RMS of the sharpness maps, on the [0, 1] "
