@@ -59,7 +59,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-DATASETS = ("procedural", "nyu_mat", "nyu_png", "dfd", "folder", "tfrecord")
+DATASETS = ("procedural", "nyu_mat", "nyu_png", "nyu_densedepth", "dfd", "folder", "tfrecord")
 
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Folder of this run's outputs (created). Rerunning with the same folder "
@@ -68,12 +68,23 @@ _DATASET = flags.DEFINE_enum(
     "dataset", "procedural", list(DATASETS),
     "Training data: 'procedural' (generated scenes, nothing to download), 'nyu_mat' "
     "(nyu_depth_v2_labeled.mat + splits.mat), 'nyu_png' (NNNNN_colors.png / NNNNN_depth.png "
-    "+ --splits_path), 'dfd' (the real DSLR dataset: its f/2.8 photos are already "
+    "+ --splits_path), 'nyu_densedepth' (NYU video frames in DenseDepth's <scene>_out/<n>.jpg "
+    "+ <n>.png layout, split by scene with --val_scenes; mixed with procedural scenes by "
+    "--mix_procedural), 'dfd' (the real DSLR dataset: its f/2.8 photos are already "
     "defocused, so nothing is rendered), 'folder' (rgb/ and depth/ sub-folders), "
     "'tfrecord' (shards written by d3tf.data.write_tfrecords).")
 _DATA_PATH = flags.DEFINE_string(
-    "data_path", None, "The dataset: the .mat file (nyu_mat), the folder (nyu_png, dfd, "
-    "folder) or a shard glob (tfrecord). Not used for procedural scenes.")
+    "data_path", None, "The dataset: the .mat file (nyu_mat), the folder (nyu_png, "
+    "nyu_densedepth, dfd, folder) or a shard glob (tfrecord). Not used for procedural scenes.")
+_VAL_SCENES = flags.DEFINE_list(
+    "val_scenes", ["office_0011"], "nyu_densedepth: the scene(s) held out to validate and "
+    "select best.keras (on every 1/N-th frame, whole frames); the other scenes train. Split "
+    "by scene, never by frame: neighbouring frames are near-duplicates.")
+_MIX_PROCEDURAL = flags.DEFINE_float(
+    "mix_procedural", 0.0, "nyu_densedepth: share of procedural scenes (rendered at the "
+    "frames' 480x640 and cropped alike) in the training stream: 0 = real frames only, 1 = "
+    "procedural only, 0.5 = half and half. Each example's source is a seeded draw, so a "
+    "resumed run continues the same stream exactly.", lower_bound=0.0, upper_bound=1.0)
 _SPLITS_PATH = flags.DEFINE_string(
     "splits_path", None, "NYU's splits.mat (default: beside --data_path).")
 _VAL_DATA_PATH = flags.DEFINE_string(
@@ -107,11 +118,13 @@ _MODEL_SIZE = flags.DEFINE_enum(
     "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
     "experiments), 'tiny' (tests). Default: small for procedural scenes, else full.")
 _INPUT_FEATURES = flags.DEFINE_enum(
-    "input_features", "rgb", ["rgb", "rgb+bandpass"],
+    "input_features", "rgb", ["rgb", "rgb+bandpass", "rgb+reblur"],
     "What D3-Net's stem sees: 'rgb' (the paper), or 'rgb+bandpass': RGB plus three fixed, "
     "contrast-normalised band-pass sharpness maps computed inside the model (the ratio of "
     "frequency bands that defocus blur changes; a small network trained from scratch on a CPU "
-    "budget does not learn it from RGB). The model's input stays RGB.")
+    "budget does not learn it from RGB), or 'rgb+reblur': RGB plus three multi-scale re-blur "
+    "ratios (gradient energy of the grey image re-blurred by Gaussians of 1, 2, 4 pixels: "
+    "contrast-invariant estimates of the blur size). The model's input stays RGB.")
 _BANDPASS_FLOOR = flags.DEFINE_float(
     "bandpass_floor", 1e-4,
     "With --input_features=rgb+bandpass: smallest band RMS of the sharpness maps, on the [0, 1] "
@@ -227,6 +240,9 @@ def _resolved(value, procedural_default, other_default):
 def _check_flags() -> None:
   if _DATASET.value != "procedural" and not _DATA_PATH.value:
     raise app.UsageError(f"--dataset={_DATASET.value} needs --data_path")
+  if _MIX_PROCEDURAL.value and _DATASET.value != "nyu_densedepth":
+    raise app.UsageError(f"--mix_procedural applies to --dataset=nyu_densedepth, not "
+                         f"--dataset={_DATASET.value}")
   if _DATASET.value == "dfd" and _INPUT.value == "sharp":
     raise app.UsageError("--dataset=dfd trains on the real f/2.8 (defocused) photos; "
                          "--input=sharp does not apply to it")
@@ -273,6 +289,9 @@ def _reader(path: str, split: str):
   if name == "nyu_png":
     splits = _SPLITS_PATH.value or os.path.join(path, "splits.mat")
     return data.NyuPngReader(path, split=split, splits_path=splits)
+  if name == "nyu_densedepth":
+    return data.NyuDenseDepthReader(path, split="train" if split == "train" else "validation",
+                                    val_scenes=_VAL_SCENES.value)
   if name == "dfd":
     return data.DfdReader(path, aperture="N2_8", split=split)
   if name == "folder":
@@ -316,6 +335,14 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
 
   if _DATASET.value == "procedural":
     train_source, num_train = "procedural", None
+  elif _DATASET.value == "nyu_densedepth":
+    from d3tf.data import mixing  # pylint: disable=g-import-not-at-top
+    reader = _reader(_DATA_PATH.value, "train")
+    num_train = len(reader)
+    train_source = mixing.mixed_stream(
+        mixing.reader_stream(reader, seed=_SEED.value), _MIX_PROCEDURAL.value, seed=_SEED.value)
+    logging.info("Training stream: %d frames of scenes %s from %s, %g procedural scenes",
+                 num_train, ",".join(reader.scenes), _DATA_PATH.value, _MIX_PROCEDURAL.value)
   else:
     train_source, num_train = _source(_DATA_PATH.value, "train")
     logging.info("Training set: %s examples from %s", num_train or "?", _DATA_PATH.value)
@@ -333,6 +360,7 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
 
   val = None
   val_batches = _VAL_STEPS.value
+  common_val = common
   if val_batches:
     val_path = None
     if _DATASET.value == "procedural":
@@ -340,6 +368,16 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
     elif _VAL_DATA_PATH.value:
       val_path = _VAL_DATA_PATH.value
       val_source = _reader(val_path, "test").as_dataset()
+    elif _DATASET.value == "nyu_densedepth":
+      from d3tf import data  # pylint: disable=g-import-not-at-top
+      val_path = _DATA_PATH.value
+      num_val = len(_reader(val_path, "validation"))
+      # Whole frames, spread evenly over the held-out scene(s) (neighbours are near-duplicates).
+      val_reader = data.NyuDenseDepthReader(
+          val_path, split="validation", val_scenes=_VAL_SCENES.value,
+          frame_stride=max(1, num_val // (val_batches * batch)))
+      val_source = val_reader.as_dataset()
+      common_val = dict(common, crop_size=None)
     elif _DATASET.value in ("nyu_mat", "nyu_png", "dfd"):
       val_path = _DATA_PATH.value
       try:
@@ -352,13 +390,14 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
                       "chosen by training loss", _DATASET.value)
       val_source = None
     if val_source is not None:
-      kwargs = dict(common, repeat=False, augment=False, drop_remainder=False)
+      kwargs = dict(common_val, repeat=False, augment=False, drop_remainder=False)
       if val_source == "procedural":
         kwargs.update(split="validation",
                       procedural_options={"num_scenes": val_batches * batch})
       val = make_dataset(val_source, **kwargs).take(val_batches).cache()
-      logging.info("Validation: %d batches of %d from %s (fixed, centre crops)", val_batches,
-                   batch, val_path or "the procedural 'validation' split")
+      logging.info("Validation: %d batches of %d from %s (fixed, %s)", val_batches, batch,
+                   val_path or "the procedural 'validation' split",
+                   "whole frames" if kwargs["crop_size"] is None else "centre crops")
   return train_dataset, val, steps_per_epoch, num_train
 
 
@@ -382,6 +421,9 @@ def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: 
     json.dump(camera_info, f, indent=2)
   train_data = _DATASET.value if _DATASET.value == "procedural" else (
       f"{_DATASET.value}:{_DATA_PATH.value}")
+  if _DATASET.value == "nyu_densedepth":
+    extra = {"val_scenes": list(_VAL_SCENES.value), "mix_procedural": _MIX_PROCEDURAL.value,
+             **(extra or {})}
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   inference.write_metadata(
       model_dir, camera=camera, psf=_PSF.value,
