@@ -196,6 +196,7 @@ TRAINING_FLAG_FIELDS = {
     "splits_path": ("data", "splits_path"), "val_data_path": ("data", "val_data_path"),
     "crop_size": ("data", "crop_size"), "batch_size": ("data", "batch_size"),
     "augment": ("data", "augment"), "flips": ("data", "flips"),
+    "val_scenes": ("data", "val_scenes"), "mix_procedural": ("data", "mix_procedural"),
     **_CAMERA_FIELDS,
     "input_kind": ("render", "input"), "psf": ("render", "psf"),
     "render_mode": ("render", "mode"), "render_bits": ("render", "bits"),
@@ -245,10 +246,20 @@ def define_training_flags() -> None:
       "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
       "experiments), 'tiny' (tests). Default: small for procedural scenes, else full.")
   flags.DEFINE_enum(
-      "input_features", m.input_features, ["rgb", "rgb+bandpass"],
-      "What D3-Net's stem sees: 'rgb' (the paper), or 'rgb+bandpass': RGB plus three fixed, "
-      "contrast-normalised band-pass sharpness maps computed inside the model. The model's "
-      "input stays RGB.")
+      "input_features", m.input_features, ["rgb", "rgb+bandpass", "rgb+reblur"],
+      "What D3-Net's stem sees: 'rgb' (the paper), 'rgb+bandpass': RGB plus three fixed, "
+      "contrast-normalised band-pass sharpness maps computed inside the model, or "
+      "'rgb+reblur': RGB plus three multi-scale re-blur ratios (gradient energy of the grey "
+      "image re-blurred by Gaussians of 1, 2, 4 pixels). The model's input stays RGB.")
+  flags.DEFINE_list(
+      "val_scenes", list(d.val_scenes), "nyu_densedepth: the scene(s) held out to validate "
+      "and select best.keras (whole frames); the other scenes train. Split by scene, never "
+      "by frame: neighbouring frames are near-duplicates.")
+  flags.DEFINE_float(
+      "mix_procedural", d.mix_procedural, "nyu_densedepth: share of procedural scenes in the "
+      "training stream (0: real frames only, 1: procedural only); each example's source is a "
+      "seeded draw, so a resumed run continues the same stream exactly.", lower_bound=0.0,
+      upper_bound=1.0)
   flags.DEFINE_float(
       "bandpass_floor", m.bandpass_floor,
       "With --input_features=rgb+bandpass: smallest band RMS of the sharpness maps, on the "

@@ -25,6 +25,10 @@ _EXPORTS = {
     # Pipeline.
     "make_dataset": "d3tf.data.pipeline",
     "make_defocus_fn": "d3tf.data.pipeline",
+    # Resumable streams: real frames, procedural scenes, weighted mixtures.
+    "mixed_stream": "d3tf.data.mixing",
+    "procedural_stream": "d3tf.data.mixing",
+    "reader_stream": "d3tf.data.mixing",
     # Real dataset readers and input validation.
     "DataError": "d3tf.data.validation",
     "validate_sample": "d3tf.data.validation",
@@ -34,6 +38,7 @@ _EXPORTS = {
     "MiddleburyReader": "d3tf.data.readers.middlebury",
     "NyuMatReader": "d3tf.data.readers.nyu",
     "NyuPngReader": "d3tf.data.readers.nyu",
+    "NyuDenseDepthReader": "d3tf.data.readers.densedepth",
     "eigen_crop": "d3tf.data.readers.nyu",
     "eigen_crop_mask": "d3tf.data.readers.nyu",
     "TFRecordReader": "d3tf.data.readers.tfrecord",

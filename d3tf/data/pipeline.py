@@ -102,7 +102,8 @@ def _int_or_error(name: str, value, minimum: int) -> int:
   return int(value)
 
 
-def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: int,
+def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset] = "procedural",
+                 *, batch_size: int,
                  crop_size: Sequence[int] | None = (256, 256), camera: Camera | None = None,
                  psf: str = "gaussian", render_options: Mapping[str, Any] | None = None,
                  render_placement: str = "example",
@@ -122,7 +123,11 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
   Args:
     source: A ``tf.data.Dataset`` following the element contract, or
       "procedural" for :func:`d3tf.data.procedural.procedural_dataset` (endless,
-      or ``procedural_options["num_scenes"]`` scenes).
+      or ``procedural_options["num_scenes"]`` scenes), or a *stream*: a
+      function ``stream(start_index)`` returning the endless, already
+      shuffled source started at that example (see
+      :mod:`d3tf.data.mixing`: real frames, procedural scenes or a weighted
+      mixture); it is not shuffled again by default.
     batch_size: Examples per batch.
     crop_size: (height, width) of the output, multiples of 32. Required with
       augmentation; without it, None centre-crops each example to the largest
@@ -152,13 +157,17 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     procedural_options: Keyword arguments of ``procedural_dataset`` (e.g.
       ``num_scenes``, ``height``, ``width``, ``supersample``); height and
       width default to ``crop_size`` (or 256 x 256).
-    num_parallel_calls: Parallelism of the maps; default ``tf.data.AUTOTUNE``.
+    num_parallel_calls: Parallelism of the TensorFlow maps (augment, render);
+      default ``tf.data.AUTOTUNE``. The procedural scene generator has its own
+      (``procedural_options["num_parallel_calls"]``, default 1: it holds the
+      GIL, see :func:`d3tf.data.procedural.procedural_dataset`).
     start_index: Start the (repeated) stream at this example, as if that many
       examples had already been drawn: with a seed, example ``i`` of the
       result equals example ``start_index + i`` of the stream from 0 (same
       scene, same augmentation and render noise). Used to resume training
-      mid-epoch. The endless procedural source starts there at no cost;
-      other sources read and drop the first ``start_index`` elements.
+      mid-epoch. The endless procedural source starts there at no cost, a
+      stream is called with ``start_index`` and starts there itself; other
+      sources read and drop the first ``start_index`` elements.
 
   Returns:
     A ``tf.data.Dataset`` of ``(inputs float32 [B, h, w, 3] in [0, 1], depth
@@ -206,13 +215,21 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     kwargs.setdefault("width", default_w)
     kwargs.setdefault("seed", base_seed if deterministic_data else 0)
     kwargs.setdefault("deterministic", deterministic)
-    kwargs.setdefault("num_parallel_calls", num_parallel_calls)
     num_scenes = kwargs.pop("num_scenes", None)
     source_skip = start_index
     if num_scenes is None and start_index:  # Endless: start the generator there directly.
       kwargs["start_index"] = kwargs.get("start_index", 0) + start_index
       source_skip = 0
     dataset = procedural.procedural_dataset(split, num_scenes, **kwargs)
+    default_buffer = 0
+  elif callable(source) and not isinstance(source, tf.data.Dataset):
+    if procedural_options:
+      raise ValueError("procedural_options only apply to source='procedural' (give them to "
+                       f"the stream), got {dict(procedural_options)!r}")
+    dataset = source(start_index)
+    if not isinstance(dataset, tf.data.Dataset):
+      raise ValueError(f"a stream source must return a tf.data.Dataset, got {dataset!r}")
+    source_skip = 0
     default_buffer = 0
   elif isinstance(source, tf.data.Dataset):
     if procedural_options:
@@ -222,7 +239,8 @@ def make_dataset(source: tf.data.Dataset | str = "procedural", *, batch_size: in
     source_skip = start_index
     default_buffer = DEFAULT_SHUFFLE_BUFFER if repeat else 0
   else:
-    raise ValueError(f"source must be a tf.data.Dataset or 'procedural', got {source!r}")
+    raise ValueError("source must be a tf.data.Dataset, 'procedural' or a stream function, got "
+                     f"{source!r}")
   _check_source(dataset)
   dataset = dataset.map(lambda element: {"image": element["image"], "depth": element["depth"]})
 

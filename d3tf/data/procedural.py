@@ -44,6 +44,10 @@ SPLITS = ("train", "validation", "test")
 MIN_DEPTH_M = 0.5
 MAX_DEPTH_M = 10.0
 #: NYU Depth v2 Kinect RGB focal length (pixels) at its 640-pixel width.
+#: Default parallel calls of the scene generator in :func:`procedural_dataset`:
+#: one, because the Python generator holds the GIL (more calls are slower).
+GENERATOR_PARALLEL_CALLS = 1
+
 NYU_FOCAL_PX = 518.86
 NYU_WIDTH_PX = 640
 
@@ -637,7 +641,11 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
     start_index: Index of the first scene.
     supersample: See :func:`generate_scene`.
     deterministic: Whether the parallel map keeps the order of the scenes.
-    num_parallel_calls: Parallel generator calls; default ``tf.data.AUTOTUNE``.
+    num_parallel_calls: Parallel generator calls; default
+      :data:`GENERATOR_PARALLEL_CALLS` (1). The generator is Python and holds
+      the GIL for much of its work: more threads contend for it and for the
+      cores that augment, render and train, and deliver fewer scenes per
+      second, not more (``benchmarks/results/train_input.md``).
 
   Returns:
     A ``tf.data.Dataset`` of dicts.
@@ -669,7 +677,7 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
     return {"image": image, "depth": depth}
 
   if num_parallel_calls is None:
-    num_parallel_calls = tf.data.AUTOTUNE
+    num_parallel_calls = GENERATOR_PARALLEL_CALLS
   return indices.map(to_element, num_parallel_calls=num_parallel_calls,
                      deterministic=deterministic)
 

@@ -91,7 +91,8 @@ def make_reader(name: str, path: str, split: str = "train", **options):
     split: The split to read (ignored by datasets without splits).
     **options: Dataset-specific options: ``splits_path`` (NYU),
       ``missing_splits`` (nyu_png without splits.mat: "error" or "all"),
-      ``aperture`` (dfd), ``depth_dir`` and ``depth_scale`` (folder), and
+      ``aperture`` (dfd), ``depth_dir`` and ``depth_scale`` (folder),
+      ``val_scenes`` and ``frame_stride`` (nyu_densedepth), and
       the readers' ``on_error``.
 
   Raises:
@@ -125,6 +126,17 @@ def _nyu_png(path, split, *, splits_path=None, missing_splits="error", **options
 def _nyu_mat(path, split, *, splits_path=None, **options):
   from d3tf.data.readers import nyu  # pylint: disable=g-import-not-at-top
   return nyu.NyuMatReader(path, split=split, splits_path=splits_path, **_reader_kwargs(options))
+
+
+def _nyu_densedepth(path, split, *, val_scenes=None, frame_stride=1, **options):
+  """Split by scene: "train" reads every scene but ``val_scenes``; other splits those."""
+  from d3tf.data.readers import densedepth  # pylint: disable=g-import-not-at-top
+  kwargs = dict(frame_stride=frame_stride, **_reader_kwargs(options))
+  if val_scenes is not None:
+    kwargs["val_scenes"] = tuple(val_scenes)
+  if split not in ("train", "all"):
+    split = "validation"
+  return densedepth.NyuDenseDepthReader(path, split=split, **kwargs)
 
 
 def _dfd(path, split, *, aperture="N2_8", **options):
@@ -175,6 +187,10 @@ register_dataset(DatasetSpec(
 register_dataset(DatasetSpec(
     "nyu_png", _nyu_png, splits=("train", "test", "all"),
     description="a folder of NNNNN_colors.png / NNNNN_depth.png (+ splits.mat)"))
+register_dataset(DatasetSpec(
+    "nyu_densedepth", _nyu_densedepth, splits=("train", "validation", "all"),
+    description="NYU video frames in DenseDepth's <scene>_out/<n>.jpg + <n>.png layout, split "
+    "by scene (data.val_scenes)"))
 register_dataset(DatasetSpec(
     "dfd", _dfd, splits=("train", "test"), real_defocus=True,
     description="the real DSLR DFD dataset (its f/2.8 photos are already defocused)"))

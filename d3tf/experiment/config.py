@@ -74,6 +74,10 @@ class DataConfig:
     augment: "flips" (crops and flips, the paper) or "full" (also zoom and
       colour gains).
     flips: Random horizontal flips.
+    val_scenes: nyu_densedepth: the scene(s) held out for validation (the
+      others train); split by scene, never by frame.
+    mix_procedural: nyu_densedepth: share of procedural scenes in the
+      (resumable) training stream, 0-1.
   """
 
   dataset: str = "procedural"
@@ -84,6 +88,8 @@ class DataConfig:
   batch_size: int = _bounded(8, 1)
   augment: str = _choices("flips", "full", default="flips")
   flips: bool = True
+  val_scenes: tuple[str, ...] = ("office_0011",)
+  mix_procedural: float = _bounded(0.0, 0.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -188,7 +194,7 @@ class ModelConfig:
   Attributes:
     size: "tiny", "small" or "full"; None: small for procedural scenes, else
       full.
-    input_features: "rgb" or "rgb+bandpass".
+    input_features: "rgb", "rgb+bandpass" or "rgb+reblur" (D3NetConfig's).
     bandpass_floor: Smallest band RMS of the band-pass maps.
     dropout_rate: Overrides the MC dropout rate (None: the preset's).
     aleatoric: "none", "gaussian" or "laplace" (a log-scale head).
@@ -199,7 +205,7 @@ class ModelConfig:
   """
 
   size: str | None = _choices("tiny", "small", "full", None, default=None)
-  input_features: str = _choices("rgb", "rgb+bandpass", default="rgb")
+  input_features: str = _choices("rgb", "rgb+bandpass", "rgb+reblur", default="rgb")
   bandpass_floor: float = _bounded(1e-4, 1e-9, 0.5)
   dropout_rate: float | None = _bounded(None, 0.0, 1.0)
   aleatoric: str = _choices("none", "gaussian", "laplace", default="none")
@@ -390,6 +396,10 @@ class ExperimentConfig:
       raise ConfigError("camera.preset", "model",
                         "camera.preset=model names a trained model's camera: it does not "
                         "apply to training")
+    if data.mix_procedural and data.dataset != "nyu_densedepth":
+      raise ConfigError("data.mix_procedural", data.mix_procedural,
+                        f"data.mix_procedural applies to data.dataset=nyu_densedepth, not "
+                        f"data.dataset={data.dataset}")
     if not training.beta1 < 1:
       raise ConfigError("training.beta1", training.beta1,
                         f"training.beta1 must be in [0, 1), got {training.beta1}")

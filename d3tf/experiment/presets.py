@@ -116,3 +116,30 @@ register_preset("dfd_finetune", {
     "training": {"epochs": 100, "validation_steps": 4, "learning_rate": 2e-4, "beta1": 0.5,
                  "loss": "l1", "seed": 0, "init_from": "runs/dfd_pretrain_nyuv2"},
 })
+
+# Real NYU frames (DenseDepth's layout, split by scene), small D3-Net + band-pass stem.
+_NYU_REAL = {
+    "data": {"dataset": "nyu_densedepth", "data_path": "../shared/data/nyuv2_train",
+             "val_scenes": ["office_0011"], "mix_procedural": 0.0, "crop_size": 128,
+             "batch_size": 8},
+    "model": {"size": "small", "input_features": "rgb+bandpass"},
+    "training": {"epochs": 8, "steps_per_epoch": 200, "validation_steps": 2,
+                 "learning_rate": 1e-3, "beta1": 0.5, "loss": "l1", "seed": 0,
+                 "save_every_steps": 100, "log_every_steps": 50},
+}
+register_preset("nyu_real_aif", {
+    **_NYU_REAL, "render": {"input": "sharp"}, "camera": {"preset": "nyu",
+                                                         "focus_distance_m": 2.0}})
+for _focus in (2, 8):
+  register_preset(f"nyu_real_focus{_focus}m", {
+      **_NYU_REAL, "render": {"input": "defocus"},
+      "camera": {"preset": "nyu", "focus_distance_m": float(_focus)}})
+for _twin, _init in (("aif", "procedural480_aif_bandpass"),
+                     ("focus2m", "procedural480_focus2m_bandpass")):
+  register_preset(f"nyu_real_{_twin}_mix50", {"data": {"mix_procedural": 0.5}},
+                  base=f"nyu_real_{_twin}")
+  register_preset(f"nyu_real_{_twin}_procinit", {"training": {"init_from": f"runs/{_init}"}},
+                  base=f"nyu_real_{_twin}")
+for _twin in ("aif", "focus2m", "focus8m"):
+  register_preset(f"nyu_real_{_twin}_seed1", {"training": {"seed": 1}},
+                  base=f"nyu_real_{_twin}")

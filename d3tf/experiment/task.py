@@ -55,10 +55,13 @@ class DepthTask:
     return self.camera
 
   # ------------------------------------------------------------ the data
-  def _reader(self, path: str, split: str):
+  def _reader(self, path: str, split: str, **options):
     from d3tf.data import registry  # pylint: disable=g-import-not-at-top
     data = self.config.data
-    return registry.make_reader(data.dataset, path, split, splits_path=data.splits_path)
+    if data.dataset == "nyu_densedepth":
+      options["val_scenes"] = data.val_scenes
+    return registry.make_reader(data.dataset, path, split, splits_path=data.splits_path,
+                                **options)
 
   def _source(self, path: str, split: str):
     """(tf.data source following the element contract, number of examples or None)."""
@@ -77,6 +80,17 @@ class DepthTask:
       data = self.config.data
       if self.config.is_procedural:
         self._train_source = ("procedural", None)
+      elif data.dataset == "nyu_densedepth":
+        # A resumable stream of seeded per-epoch permutations, mixed with procedural scenes.
+        from d3tf.data import mixing  # pylint: disable=g-import-not-at-top
+        seed = self.config.training.seed
+        reader = self._reader(data.data_path, "train")
+        num = len(reader)
+        source = mixing.mixed_stream(mixing.reader_stream(reader, seed=seed),
+                                     data.mix_procedural, seed=seed)
+        logging.info("Training stream: %d frames of scenes %s from %s, %g procedural scenes",
+                     num, ",".join(reader.scenes), data.data_path, data.mix_procedural)
+        self._train_source = (source, num)
       else:
         source, num = self._source(data.data_path, "train")
         logging.info("Training set: %s examples from %s", num or "?", data.data_path)
@@ -157,7 +171,7 @@ class DepthTask:
       common["seed"] = training.seed + 1000003 * shard[1]
     if split == "train":
       source, _ = self.train_source()
-      if shard is not None and source != "procedural":
+      if shard is not None and hasattr(source, "shard"):  # Streams draw with their own seed.
         source = source.shard(*shard)
       return make_dataset(source, augment=self._augment(), start_index=start_step * batch,
                           **common)
@@ -172,6 +186,13 @@ class DepthTask:
     elif data.val_data_path:
       val_path = data.val_data_path
       val_source = self._reader(val_path, "test").as_dataset()
+    elif data.dataset == "nyu_densedepth":
+      val_path = data.data_path
+      num_val = len(self._reader(val_path, "validation"))
+      # Whole frames, spread evenly over the held-out scene(s) (neighbours are near-duplicates).
+      val_source = self._reader(val_path, "validation", frame_stride=max(
+          1, num_val // (val_batches * batch))).as_dataset()
+      common = dict(common, crop_size=None)
     elif data.dataset in ("nyu_mat", "nyu_png", "dfd"):
       val_path = data.data_path
       try:
@@ -189,8 +210,9 @@ class DepthTask:
     if val_source == "procedural":
       kwargs.update(split="validation", procedural_options={"num_scenes": val_batches * batch})
     val = make_dataset(val_source, **kwargs).take(val_batches).cache()
-    logging.info("Validation: %d batches of %d from %s (fixed, centre crops)", val_batches,
-                 batch, val_path or "the procedural 'validation' split")
+    logging.info("Validation: %d batches of %d from %s (fixed, %s)", val_batches, batch,
+                 val_path or "the procedural 'validation' split",
+                 "whole frames" if kwargs["crop_size"] is None else "centre crops")
     return val
 
   # ------------------------------------------------------------ the model

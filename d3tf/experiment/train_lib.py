@@ -51,6 +51,9 @@ def write_metadata(model_dir: str, task: task_lib.DepthTask, model_config,
   camera = task.camera
   data = config.data
   train_data = data.dataset if config.is_procedural else f"{data.dataset}:{data.data_path}"
+  if data.dataset == "nyu_densedepth":
+    extra = {"val_scenes": list(data.val_scenes), "mix_procedural": data.mix_procedural,
+             **extra}
   artifacts.write_metadata(model_dir, artifacts.Metadata.for_training(
       camera=camera, psf=config.render.psf,
       render_options=(config.render.render_options()

@@ -16,6 +16,7 @@ from d3tf.models.d3net import INPUT_FEATURES
 from d3tf.models.d3net import load_imagenet_weights
 from d3tf.models.d3net import SKIP_LAYER_NAMES
 from d3tf.models.layers import BandPassSharpness
+from d3tf.models.layers import ReblurRatios
 from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
 from d3tf.models.layers import MonteCarloLayer
@@ -52,6 +53,7 @@ __all__ = [
     "LogScale",
     "MCDropout",
     "MonteCarloLayer",
+    "ReblurRatios",
     "set_kl_weight",
     "set_mc_dropout",
     "set_mc_sampling",

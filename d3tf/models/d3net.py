@@ -71,7 +71,11 @@ maps beside it (:class:`~d3tf.models.layers.BandPassSharpness`, layer
 and their log RMS ratio, no weights), so the stem's 7x7 convolution sees six
 channels. That ratio is what defocus blur changes; a small network trained
 from scratch for a CPU budget does not build it from RGB (see
-``benchmarks/diag_blur_learnability.py``). It costs ``7 * 7 * 3 *
+``benchmarks/diag_blur_learnability.py``). "rgb+reblur" concatenates three
+re-blur ratio maps instead (:class:`~d3tf.models.layers.ReblurRatios`, layer
+``reblur_ratios``: log ratios of the gradient energy of the grey image
+re-blurred by Gaussians of 1, 2 and 4 pixels, contrast-invariant estimates of
+the blur size, no weights). Either costs ``7 * 7 * 3 *
 init_features`` stem weights; the input stays RGB, so the pipeline, exports
 and inference are unchanged.
 
@@ -94,6 +98,7 @@ import numpy as np
 
 from d3tf.models import variational
 from d3tf.models.layers import BandPassSharpness
+from d3tf.models.layers import ReblurRatios
 from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
 from d3tf.models.layers import SizeMultipleCheck
@@ -111,7 +116,7 @@ ALEATORIC_TYPES = ("none", "gaussian", "laplace")
 #: Values of ``D3NetConfig.variational_type``.
 VARIATIONAL_TYPES = variational.VARIATIONAL_TYPES
 #: Values of ``D3NetConfig.input_features``.
-INPUT_FEATURES = ("rgb", "rgb+bandpass")
+INPUT_FEATURES = ("rgb", "rgb+bandpass", "rgb+reblur")
 #: Variance of the aleatoric likelihood per squared unit of its scale
 #: ``exp(log_scale)``: a Laplace distribution of scale b has variance 2 b^2.
 ALEATORIC_VARIANCE_FACTOR = {"none": 1.0, "gaussian": 1.0, "laplace": 2.0}
@@ -167,8 +172,9 @@ class D3NetConfig:
       variational weight.
     aleatoric: "none", or "gaussian" / "laplace" for a log-scale head (the
       model then outputs a dict with "depth" and "log_scale").
-    input_features: "rgb" (the paper), or "rgb+bandpass" to add three fixed
-      band-pass sharpness maps beside the RGB at the stem.
+    input_features: "rgb" (the paper), "rgb+bandpass" to add three fixed
+      band-pass sharpness maps beside the RGB at the stem, or "rgb+reblur" to
+      add three multi-scale re-blur ratio maps (:class:`ReblurRatios`).
     bandpass_floor: Smallest band RMS of those maps, on the [0, 1] intensity
       scale (``BandPassSharpness.floor``); used with "rgb+bandpass" only.
   """
@@ -385,6 +391,9 @@ class _Builder:
       sharpness = BandPassSharpness(floor=c.bandpass_floor,
                                     name="bandpass_sharpness")(checked)
       x = keras.layers.Concatenate(name="input_features")([x, sharpness])
+    elif c.input_features == "rgb+reblur":
+      ratios = ReblurRatios(name="reblur_ratios")(checked)
+      x = keras.layers.Concatenate(name="input_features")([x, ratios])
     # Stem: 7x7/2 conv, then a learned 4x4/2 down-sampling instead of the max-pool.
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = keras.layers.Conv2D(c.init_features, 7, strides=2, use_bias=False, name="conv1_conv")(x)

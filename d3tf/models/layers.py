@@ -10,6 +10,7 @@ Random draws use ``tf.random`` ops (through :func:`tf.nn.dropout`), not
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -296,4 +297,110 @@ class BandPassSharpness(keras.layers.Layer):
     config = super().get_config()
     config.update(fine_window=self.fine_window, middle_window=self.middle_window,
                   rms_window=self.rms_window, floor=self.floor)
+    return config
+
+
+def _gaussian_taps(sigma: float) -> list[float]:
+  """Normalised 1-D Gaussian taps of standard deviation ``sigma``, radius ceil(3 sigma)."""
+  radius = max(1, int(math.ceil(3.0 * sigma)))
+  taps = [math.exp(-0.5 * (i / sigma) ** 2) for i in range(-radius, radius + 1)]
+  total = sum(taps)
+  return [t / total for t in taps]
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ReblurRatios(keras.layers.Layer):
+  """Multi-scale re-blur ratios of RGB images: contrast-invariant estimates of the blur size.
+
+  Re-blurring an image that is already blurred changes it little; re-blurring
+  a sharp one changes it a lot (the re-blur principle of Zhuo & Sim 2011). At
+  an edge of contrast ``A`` blurred by a Gaussian of size ``s``, the gradient
+  energy after a further Gaussian re-blur of ``sigma`` scales as ``A^2 /
+  sqrt(s^2 + sigma^2)``: the ratio of the energies at two re-blur levels
+  depends on ``s`` and the two sigmas, not on ``A``. This layer computes, with
+  no weights, from the grey image ``g``:
+
+  * ``g_0 = g`` and ``g_k = G(sigma_k) * g``, ``k = 1..K`` (separable
+    Gaussians, borders mirrored);
+  * gradient energies ``e_k = box(|grad g_k|^2)``, a local mean over
+    ``energy_window`` x ``energy_window`` (central differences);
+  * outputs ``log((e_{k-1} + f^2) / (e_k + f^2))``, ``k = 1..K``, with ``f =
+    floor``: one channel per re-blur level, large where the image is sharp at
+    that scale, near 0 where it is already blurred beyond it (or flat). Larger
+    sigmas read larger blur, so the channels together span blur sizes from
+    about ``sigmas[0] / 2`` to ``sigmas[-1]`` pixels.
+
+  Contrast cancels in each ratio (exactly, up to the floor), so a dark
+  low-contrast texture and a bright high-contrast one of equal blur give the
+  same maps. ``floor`` (gradient per pixel on the [0, 1] intensity scale) keeps
+  flat regions finite (their maps are 0) and must sit well below the gradients
+  of the textures to be read after the largest re-blur: with 1e-4, a texture of
+  contrast 0.04 already reads 0.3 lower in the ``sigma = 4`` channel; the
+  default 1e-5 keeps that under 0.004 (a 0.1 grey-level step, below 8-bit
+  quantisation and sensor noise, which then dominate the floor).
+
+  Pure ``MirrorPad``, ``Conv2D`` (constant kernels), ``AveragePool2D``, ``Log``
+  and arithmetic: TFLite builtins.
+
+  Args:
+    sigmas: Increasing re-blur standard deviations, pixels (> 0).
+    energy_window: Side of the local-mean window of the gradient energy (odd, >= 3).
+    floor: Smallest gradient magnitude, on the [0, 1] intensity scale, in (0, 1).
+
+  Input: float RGB ``[B, H, W, 3]`` in [0, 1], ``H`` and ``W`` above
+  ``3 * sigmas[-1]``. Output: ``[B, H, W, len(sigmas)]``.
+  """
+
+  def __init__(self, sigmas=(1.0, 2.0, 4.0), energy_window: int = 15, floor: float = 1e-5,
+               **kwargs):
+    super().__init__(**kwargs)
+    try:
+      values = [float(s) for s in sigmas]
+    except (TypeError, ValueError):
+      values = []
+    if not values or any(not 0.0 < s < 64.0 for s in values) or any(
+        b <= a for a, b in zip(values, values[1:])):
+      raise ValueError(f"ReblurRatios.sigmas must be increasing values in (0, 64) pixels, got "
+                       f"{sigmas!r}")
+    if (isinstance(energy_window, bool) or int(energy_window) != energy_window or
+        energy_window < 3 or energy_window % 2 == 0):
+      raise ValueError(f"ReblurRatios.energy_window must be an odd integer >= 3, got "
+                       f"{energy_window!r}")
+    if not 0.0 < float(floor) < 1.0:
+      raise ValueError(f"ReblurRatios.floor must be in (0, 1), got {floor!r}")
+    self.sigmas = tuple(values)
+    self.energy_window = int(energy_window)
+    self.floor = float(floor)
+
+  @staticmethod
+  def _blur(x, sigma: float):
+    taps = _gaussian_taps(sigma)
+    radius = len(taps) // 2
+    kernel = tf.constant(taps, tf.float32)
+    x = tf.pad(x, [[0, 0], [radius, radius], [0, 0], [0, 0]], mode="REFLECT")
+    x = tf.nn.conv2d(x, tf.reshape(kernel, [-1, 1, 1, 1]), 1, "VALID")
+    x = tf.pad(x, [[0, 0], [0, 0], [radius, radius], [0, 0]], mode="REFLECT")
+    return tf.nn.conv2d(x, tf.reshape(kernel, [1, -1, 1, 1]), 1, "VALID")
+
+  def _energy(self, x):
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    diff = tf.constant([-0.5, 0.0, 0.5], tf.float32)
+    gy = tf.nn.conv2d(padded[:, :, 1:-1, :], tf.reshape(diff, [3, 1, 1, 1]), 1, "VALID")
+    gx = tf.nn.conv2d(padded[:, 1:-1, :, :], tf.reshape(diff, [1, 3, 1, 1]), 1, "VALID")
+    return tf.nn.avg_pool2d(gx * gx + gy * gy, self.energy_window, 1, "SAME")
+
+  def call(self, inputs):
+    # In grey levels (x 255), so that the floor's square survives a float16 export.
+    grey = tf.reduce_mean(tf.cast(inputs, tf.float32), axis=-1, keepdims=True) * _GREY_LEVELS
+    floor_sq = (self.floor * _GREY_LEVELS) ** 2
+    energies = [self._energy(grey)] + [self._energy(self._blur(grey, s)) for s in self.sigmas]
+    return tf.concat([tf.math.log((fine + floor_sq) / (coarse + floor_sq))
+                      for fine, coarse in zip(energies[:-1], energies[1:])], axis=-1)
+
+  def compute_output_shape(self, input_shape):
+    return tuple(input_shape[:-1]) + (len(self.sigmas),)
+
+  def get_config(self) -> dict[str, Any]:
+    config = super().get_config()
+    config.update(sigmas=list(self.sigmas), energy_window=self.energy_window, floor=self.floor)
     return config

@@ -8,6 +8,8 @@ dicts (``as_dataset()``). Bad input raises
 ``on_error="skip"`` is logged and counted.
 
 * :class:`NyuMatReader`, :class:`NyuPngReader`: NYU Depth v2 labelled set.
+* :class:`NyuDenseDepthReader`: NYU training frames in DenseDepth's layout
+  (``<scene>_out/<n>.jpg`` + uint8 ``<n>.png``), split by scene.
 * :class:`DfdReader`: the real DSLR depth-from-defocus dataset.
 * :class:`MiddleburyReader`: Middlebury stereo, disparity to metric depth.
 * :class:`DiwReader`: Depth in the Wild (relative depth pairs, no dense depth;
@@ -24,6 +26,7 @@ from d3tf.data.readers.common import Sample
 from d3tf.data.readers.common import read_depth_npy
 from d3tf.data.readers.common import read_depth_png
 from d3tf.data.readers.common import read_image
+from d3tf.data.readers.densedepth import NyuDenseDepthReader
 from d3tf.data.readers.dfd import DfdReader
 from d3tf.data.readers.diw import DiwReader
 from d3tf.data.readers.diw import DiwSample
@@ -45,6 +48,7 @@ __all__ = [
     "EIGEN_CROP",
     "FolderReader",
     "MiddleburyReader",
+    "NyuDenseDepthReader",
     "NyuMatReader",
     "NyuPngReader",
     "Sample",

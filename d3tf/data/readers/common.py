@@ -266,7 +266,8 @@ class DepthReader(abc.ABC):
                       len(samples))
 
   def as_dataset(self, *, shuffle: bool = False, seed: int | None = None,
-                 num_parallel_calls: int | None = None) -> "tf.data.Dataset":
+                 num_parallel_calls: int | None = None,
+                 indices: "tf.data.Dataset | None" = None) -> "tf.data.Dataset":
     """A ``tf.data.Dataset`` of ``{"image", "depth", "name"}`` dicts, one per sample.
 
     Files are decoded in Python (``tf.numpy_function``) so that bad-input
@@ -280,13 +281,16 @@ class DepthReader(abc.ABC):
       seed: Seed of the shuffle.
       num_parallel_calls: Parallel loads (default ``tf.data.AUTOTUNE``);
         order stays deterministic.
+      indices: Optional ``tf.data.Dataset`` of int64 positions in
+        :meth:`samples` to load, in that order (may repeat, may be endless;
+        see :func:`d3tf.data.mixing.reader_stream`). Default: each sample once.
 
     Returns:
       The dataset; shapes ``image [None, None, 3] uint8``, ``depth [None,
       None] float32``, ``name [] string``.
     """
     return samples_dataset(self.samples(), self.load, self._policy, shuffle=shuffle,
-                           seed=seed, num_parallel_calls=num_parallel_calls)
+                           seed=seed, num_parallel_calls=num_parallel_calls, indices=indices)
 
 
 def samples_dataset(samples: Sequence[Sample],
@@ -295,10 +299,14 @@ def samples_dataset(samples: Sequence[Sample],
                     *,
                     shuffle: bool = False,
                     seed: int | None = None,
-                    num_parallel_calls: int | None = None) -> "tf.data.Dataset":
+                    num_parallel_calls: int | None = None,
+                    indices: "tf.data.Dataset | None" = None) -> "tf.data.Dataset":
   """Builds the element-contract dataset from a sample list and a load function.
 
-  See :meth:`DepthReader.as_dataset` for the arguments.
+  See :meth:`DepthReader.as_dataset` for the arguments. ``indices``, if
+  given, is a ``tf.data.Dataset`` of int64 sample positions to load, in that
+  order (e.g. an endless, seeded stream of shuffled epochs); ``shuffle`` then
+  does not apply.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -324,7 +332,12 @@ def samples_dataset(samples: Sequence[Sample],
     ok.set_shape([])
     return {"image": image, "depth": depth, "name": tf.gather(names_t, index)}, ok
 
-  ds = tf.data.Dataset.range(len(samples))
+  if indices is not None:
+    if shuffle:
+      raise ValueError("shuffle does not apply when indices are given: shuffle the indices")
+    ds = indices
+  else:
+    ds = tf.data.Dataset.range(len(samples))
   if shuffle:
     ds = ds.shuffle(max(len(samples), 1), seed=seed, reshuffle_each_iteration=True)
   ds = ds.map(tf.autograph.experimental.do_not_convert(load_tf),
