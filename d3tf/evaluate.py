@@ -12,7 +12,7 @@ pixels of the dataset pooled) are reported too. The RMS per depth bin is
 pixel-weighted.
 
 **Input.** The model's metadata (``d3tf_metadata.json``, see
-:mod:`d3tf.inference`) says whether it was trained on defocused images, and
+:mod:`d3tf.artifacts.metadata`) says whether it was trained on defocused images, and
 with which camera. For datasets of all-in-focus images (procedural, NYU,
 Middlebury, folder) the blur of that camera is rendered before predicting,
 with the training PSF and renderer options; ``--camera`` overrides (``none``:
