@@ -85,6 +85,7 @@ def _bench_config(name: str, config, sizes, metadata, workdir: str, rows: list,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf.data import calibration  # pylint: disable=g-import-not-at-top
   from d3tf.models import build_d3net  # pylint: disable=g-import-not-at-top
   from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
 
@@ -104,7 +105,11 @@ def _bench_config(name: str, config, sizes, metadata, workdir: str, rows: list,
 
   for height, width in sizes:
     size = f"{height}x{width}"
-    images = exporter.calibration_images(metadata, (height, width), _IMAGES.value, seed=1)
+    render_kwargs = metadata.render_kwargs()
+    images = calibration.calibration_images(metadata.camera, (height, width), _IMAGES.value,
+                                            seed=1, **render_kwargs)
+    calibration_images = calibration.calibration_images(metadata.camera, (height, width),
+                                                        _CALIBRATION.value, **render_kwargs)
     reference = np.concatenate([serve(image[None]) for image in images])
 
     def record(variant, nbytes, function, outputs=None):
@@ -128,7 +133,7 @@ def _bench_config(name: str, config, sizes, metadata, workdir: str, rows: list,
       start = time.perf_counter()
       flatbuffer, _ = exporter.convert_to_tflite(
           model, metadata, 1, quantize=quantize, input_size=input_size,
-          calibration_examples=_CALIBRATION.value)
+          calibration_images=calibration_images)
       logging.info("Converted %s %s %s in %.1f s", name, size, quantize,
                    time.perf_counter() - start)
       interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
@@ -157,7 +162,7 @@ def _bench_config(name: str, config, sizes, metadata, workdir: str, rows: list,
 def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf.models import D3NetConfig  # pylint: disable=g-import-not-at-top
   from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
 
@@ -170,10 +175,9 @@ def main(argv):
                                 ("full", D3NetConfig.full(), _FULL_SIZES.value)):
       if not sizes:
         continue
-      metadata_path = inference.write_metadata(
-          os.path.join(workdir, f"{name}_meta"), camera=Camera.nyu(2.0), model_config=config,
+      metadata = artifacts.Metadata.for_training(
+          camera=Camera.nyu(2.0), model_config=config,
           train_data="procedural (random initialisation, not trained)")
-      metadata = inference.read_metadata(metadata_path)
       _bench_config(name, config, [_size(s) for s in sizes], metadata, workdir, rows,
                     _MC_SAMPLES.value if name == "small" else 0)
   finally:

@@ -63,20 +63,25 @@ def _score(name: str, predictions: np.ndarray, depths: np.ndarray, reference: np
 def main(argv):
   del argv
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  from d3tf.data import calibration  # pylint: disable=g-import-not-at-top
   from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
 
   started = datetime.datetime.now()
   size = (_HEIGHT.value, _WIDTH.value)
   predictor = inference.load_predictor(_MODEL.value)
   metadata = predictor.metadata
-  logging.info("Model %s: %s", predictor.path, inference.describe_metadata(metadata))
-  images, depths = exporter.procedural_scenes(metadata, size, _IMAGES.value, split="test")
+  logging.info("Model %s: %s", predictor.path, metadata.describe())
+  render_kwargs = metadata.render_kwargs()
+  images, depths = calibration.procedural_scenes(metadata.camera, size, _IMAGES.value,
+                                                 split="test", **render_kwargs)
+  calibration_images = calibration.calibration_images(metadata.camera, size, _CALIBRATION.value,
+                                                      **render_kwargs)
   keras_depth = np.concatenate([predictor.predict(image[None])["depth"] for image in images])
   rows = {"Keras (float32)": (None, _score("Keras", keras_depth, depths, None))}
   for quantize in _VARIANTS.value:
     flatbuffer, _ = exporter.convert_to_tflite(predictor.model, metadata, 1, quantize=quantize,
                                                input_size=size,
-                                               calibration_examples=_CALIBRATION.value)
+                                               calibration_images=calibration_images)
     runner = Interpreter(model_content=flatbuffer,
                          num_threads=os.cpu_count()).get_signature_runner("serving_default")
     outputs = np.concatenate([runner(images=image[None])["depth"] for image in images])
@@ -91,7 +96,7 @@ def main(argv):
       "",
       f"Date: {started.strftime('%Y-%m-%d %H:%M')} ({minutes:.0f} min)  ",
       f"Command (from the repository root): `TF_CPP_MIN_LOG_LEVEL=2 python {' '.join(sys.argv)}`  ",
-      f"Model: `{predictor.path}` ({inference.describe_metadata(metadata)}).  ",
+      f"Model: `{predictor.path}` ({metadata.describe()}).  ",
       f"Data: the first {_IMAGES.value} procedural test scenes at {size[0]}x{size[1]}, defocused "
       "with the model's camera, as uint8; TFLite of that fixed size, deterministic; int8 "
       f"calibrated on {_CALIBRATION.value} procedural training scenes. Metrics: per-image mean "

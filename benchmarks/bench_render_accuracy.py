@@ -1,6 +1,6 @@
 """Accuracy of the layered defocus renderer against the thin-lens ray tracer.
 
-Every scene is made of textured opaque cards (d3tf.optics.raytrace). The ray
+Every scene is made of textured opaque cards (d3tf.optics.reference.raytrace). The ray
 tracer renders it twice: through the aperture centre (the all-in-focus image
 and its depth map, which is all the layered renderer gets) and through the
 whole aperture (the reference). The layered renderer's output is compared
@@ -43,7 +43,8 @@ from absl import flags
 import numpy as np
 
 from d3tf.optics import Camera
-from d3tf.optics import raytrace as rt
+from d3tf.optics import psf as psf_lib
+from d3tf.optics.reference import raytrace as rt
 from d3tf.optics import render_defocus
 
 _HEIGHT = flags.DEFINE_integer("height", 160, "Image rows.")
@@ -52,7 +53,7 @@ _SAMPLES = flags.DEFINE_integer("samples", 512, "Aperture samples of the ray tra
 _OUTPUT = flags.DEFINE_string("output", None, "Markdown file to write the results to.")
 _SCENES = flags.DEFINE_list("scenes", None, "Subset of scenes to run (default: all).")
 
-PSFS = ("gaussian", "disk")
+PSFS = psf_lib.names()
 #: Text after this line of the output file is kept when the benchmark re-runs.
 _NOTES_MARKER = "<!-- notes: kept across re-runs -->"
 #: Ablation: the paper mode with one improvement switched on at a time.

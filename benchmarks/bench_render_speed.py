@@ -6,7 +6,7 @@ depths about 0.5-10 m) with the NYU camera focused at 2 m, at 256x256 and
 
 * ``d3tf.optics.render_defocus`` inside a ``tf.function`` (traced once, not
   timed), using the CPU's cores as TensorFlow does by default;
-* ``d3tf.optics.scipy_render.render_defocus_scipy``: the same slabs, kernels
+* ``d3tf.optics.reference.scipy_render.render_defocus_scipy``: the same slabs, kernels
   and compositing with ``scipy.ndimage`` / ``scipy.signal`` (single-threaded,
   as SciPy is).
 
@@ -31,13 +31,15 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf.optics import psf as psf_lib
+
 _OUTPUT = flags.DEFINE_string("output", "benchmarks/results/render_speed.md",
                               "Markdown file for the results ('' to only log them).")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per batch.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed TF batches (after tracing and a warm-up).")
 _SCIPY_REPEATS = flags.DEFINE_integer("scipy_repeats", 1, "Timed SciPy batches.")
 _SIZES = flags.DEFINE_list("sizes", ["256x256", "480x640"], "HxW image sizes.")
-_PSFS = flags.DEFINE_list("psfs", ["gaussian", "disk"], "PSF shapes.")
+_PSFS = flags.DEFINE_list("psfs", list(psf_lib.names()), "PSF shapes.")
 
 
 def _scenes(batch: int, height: int, width: int):
@@ -61,7 +63,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
   from d3tf.optics import render_defocus  # pylint: disable=g-import-not-at-top
-  from d3tf.optics.scipy_render import render_defocus_scipy  # pylint: disable=g-import-not-at-top
+  from d3tf.optics.reference.scipy_render import render_defocus_scipy  # pylint: disable=g-import-not-at-top
   import scipy  # pylint: disable=g-import-not-at-top
 
   camera = Camera.nyu(focus_distance_m=2.0)

@@ -42,13 +42,13 @@ def main(argv):
 
   keras.utils.set_random_seed(_SEED.value)
   predictor = inference.load_predictor(_MODEL.value)
-  camera = inference.camera_from_metadata(predictor.metadata)
+  camera = predictor.camera
   scenes = procedural.scene_batch(range(_FIRST.value, _FIRST.value + _NUM_IMAGES.value),
                                   split="test", height=_HEIGHT.value, width=_WIDTH.value)
   images = scenes["image"].astype(np.float32) / np.float32(255.0)
   if camera is not None:
     images = render_defocus(images, scenes["depth"], camera,
-                            **inference.render_kwargs_from_metadata(predictor.metadata)).numpy()
+                            **predictor.metadata.render_kwargs()).numpy()
   out = predictor.predict(images, samples=_SAMPLES.value)
   if "depth_std" not in out:
     raise app.UsageError(f"{predictor.path} predicts no std with --samples={_SAMPLES.value}: use "

@@ -12,7 +12,7 @@ pixels of the dataset pooled) are reported too. The RMS per depth bin is
 pixel-weighted.
 
 **Input.** The model's metadata (``d3tf_metadata.json``, see
-:mod:`d3tf.inference`) says whether it was trained on defocused images, and
+:mod:`d3tf.artifacts.metadata`) says whether it was trained on defocused images, and
 with which camera. For datasets of all-in-focus images (procedural, NYU,
 Middlebury, folder) the blur of that camera is rendered before predicting,
 with the training PSF and renderer options; ``--camera`` overrides (``none``:
@@ -66,6 +66,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf import artifacts
 from d3tf import inference
 
 DATASETS = ("procedural", "nyu_png", "nyu_mat", "dfd", "middlebury", "folder", "diw")
@@ -77,7 +78,8 @@ _STD_KEYS = ("depth_std", "epistemic_std", "aleatoric_std")
 
 _MODEL = flags.DEFINE_string("model", None, "A model_dir written by d3tf.train (model.keras or "
                              "best.keras + d3tf_metadata.json) or a .keras file.")
-_CHECKPOINT = inference.define_checkpoint_flag()
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", list(artifacts.CHECKPOINTS),
+                                artifacts.model_dir.CHECKPOINT_HELP)
 _DATASET = flags.DEFINE_enum("dataset", "procedural", list(DATASETS), "Evaluation data.")
 _DATA_PATH = flags.DEFINE_string(
     "data_path", None, "The dataset: nyu_png: folder of NNNNN_colors.png/_depth.png; nyu_mat: "
@@ -429,11 +431,11 @@ def main(argv):
   start = time.time()
   try:
     # Cheap checks first (no TensorFlow yet): the model file and its metadata exist.
-    inference.read_metadata(inference.resolve_model_path(_MODEL.value, _CHECKPOINT.value))
+    artifacts.read_metadata(artifacts.resolve_model_path(_MODEL.value, _CHECKPOINT.value))
     predictor = inference.load_predictor(_MODEL.value, checkpoint=_CHECKPOINT.value)
   except (FileNotFoundError, ValueError) as e:
     raise app.UsageError(str(e)) from None
-  render_kwargs = inference.render_kwargs_from_metadata(predictor.metadata)
+  render_kwargs = predictor.metadata.render_kwargs()
   if _RENDER_BITS.value is not None:
     render_kwargs["output_bits"] = _RENDER_BITS.value
   camera, camera_source = (None, "real photos") if dataset in ("dfd", "diw") else choose_camera(
@@ -451,8 +453,7 @@ def main(argv):
                       "photos carry the real blur of their camera")
     logging.info("DFD: the real %s photos are used as they are (camera %s; nothing rendered)",
                  dfd_aperture, dfd_camera.to_dict())
-  logging.info("Model %s expects %s.", predictor.path, inference.describe_metadata(
-      predictor.metadata))
+  logging.info("Model %s expects %s.", predictor.path, predictor.metadata.describe())
 
   if dataset == "diw":
     results = evaluate_diw(predictor)
@@ -461,7 +462,7 @@ def main(argv):
 
   report = {
       "model": os.path.abspath(predictor.path),
-      "model_metadata": predictor.metadata,
+      "model_metadata": predictor.metadata.to_dict(),
       "dataset": dataset,
       "data_path": os.path.abspath(_DATA_PATH.value) if _DATA_PATH.value else None,
       "camera": camera.to_dict() if camera is not None else None,

@@ -29,16 +29,21 @@ draws 20 samples per prediction unless ``--samples`` says otherwise
 
 from __future__ import annotations
 
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
 
-from d3tf import inference
+from d3tf import artifacts
+from d3tf.artifacts import model_dir
+from d3tf.data import calibration as calibration_lib
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Trained model to export: a model_dir of d3tf.train or a .keras file with "
     "d3tf_metadata.json beside it.")
-_CHECKPOINT = inference.define_checkpoint_flag()
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", list(model_dir.CHECKPOINTS),
+                                model_dir.CHECKPOINT_HELP)
 _NAME = flags.DEFINE_string("name", None, "Model name: the export goes to "
                             "EXPORT_DIR/NAME/VERSION (TFLite: EXPORT_DIR/NAME/tflite/VERSION).")
 _VERSION = flags.DEFINE_integer("version", None, "Version number to write; default the next "
@@ -59,11 +64,36 @@ _QUANTIZE = flags.DEFINE_enum(
 _INPUT_SIZE = flags.DEFINE_string(
     "input_size", "any", "TFLite only: HEIGHTxWIDTH (e.g. 256x256) for a fixed input of one "
     "image [1, H, W, 3], or 'any' for any batch and size (dynamic shapes, builtin ops).")
-_CALIBRATION = flags.DEFINE_integer("calibration_examples", 16, "TFLite int8 only: procedural "
+_CALIBRATION = flags.DEFINE_integer("calibration_examples",
+                                    calibration_lib.DEFAULT_CALIBRATION_EXAMPLES,
+                                    "TFLite int8 only: procedural "
                                     "scenes that calibrate the quantisation.", lower_bound=1)
 _INSPECT = flags.DEFINE_string(
     "inspect", None, "Instead of exporting, log what an export holds: a version folder, a "
     "model's export folder (latest version) or a .tflite file.")
+
+
+def _export(input_size) -> str:
+  """Loads the model, makes int8 calibration scenes if asked, and exports it."""
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
+  fmt = _FORMAT.value
+  base = artifacts.exports.base_dir(_EXPORT_DIR.value, _NAME.value, fmt)  # Checks the name.
+  if _VERSION.value is not None:  # Refuse an existing version before any work.
+    artifacts.exports.version_dir(base, _VERSION.value, _NAME.value)
+  model, path = inference.load_model(_MODEL.value, _CHECKPOINT.value)
+  metadata = artifacts.read_metadata(path)
+  logging.info("Exporting %s: %s", path, metadata.describe())
+  calibration = None
+  if fmt == "tflite" and _QUANTIZE.value == "int8":
+    size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
+    calibration = calibration_lib.calibration_images(metadata.camera, size, _CALIBRATION.value,
+                                                     **metadata.render_kwargs())
+  return exporter.export_model(
+      model, metadata, _NAME.value, export_dir=_EXPORT_DIR.value, fmt=fmt,
+      version=_VERSION.value, samples=_SAMPLES.value, quantize=_QUANTIZE.value,
+      input_size=input_size, calibration_images=calibration,
+      calibration_source="procedural train scenes", source=os.path.abspath(path))
 
 
 def main(argv):
@@ -72,10 +102,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if _INSPECT.value is not None:
     try:
-      ref, meta = exporter.read_export(_INSPECT.value)
+      ref, meta = artifacts.read_export(_INSPECT.value)
     except (FileNotFoundError, ValueError) as e:
       raise app.UsageError(f"--inspect: {e}") from None
-    for line in exporter.describe_export(ref, meta).splitlines():
+    for line in artifacts.describe_export(ref, meta).splitlines():
       logging.info("%s", line)
     return
   if _MODEL.value is None or _NAME.value is None:
@@ -90,15 +120,11 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(f"--input_size: {e}") from None
   try:
-    path = exporter.export_model(
-        _MODEL.value, _NAME.value, export_dir=_EXPORT_DIR.value, version=_VERSION.value,
-        samples=_SAMPLES.value, fmt=_FORMAT.value, quantize=_QUANTIZE.value,
-        input_size=input_size, checkpoint=_CHECKPOINT.value,
-        calibration_examples=_CALIBRATION.value)
+    path = _export(input_size)
   except (FileNotFoundError, FileExistsError, ValueError) as e:
     raise app.UsageError(str(e)) from None
-  ref, meta = exporter.read_export(path)
-  for line in exporter.describe_export(ref, meta).splitlines():
+  ref, meta = artifacts.read_export(path)
+  for line in artifacts.describe_export(ref, meta).splitlines():
     logging.info("%s", line)
 
 

@@ -51,21 +51,21 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf import artifacts
 from d3tf import inference
+from d3tf.optics import camera as camera_lib
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Standard deviations of Predictor.predict written as files: key (file name part), bar label.
 _STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistemic std (m)"),
                 ("aleatoric_std", "aleatoric std (m)"))
-_CAMERA_KEYS = (("focal_length_m", "focal length", 1e3, "mm"), ("f_number", "f-number", 1.0, ""),
-                ("pixel_pitch_m", "pixel pitch", 1e6, "um"),
-                ("focus_distance_m", "focus distance", 1.0, "m"))
 
 _MODEL = flags.DEFINE_string(
     "model", None, "Trained model: a model_dir of d3tf.train (model.keras, else best.keras), "
     "a .keras file with d3tf_metadata.json beside it, or an export of d3tf.export (a SavedModel "
     "version folder, a model's export folder for its latest version, or a .tflite file).")
-_CHECKPOINT = inference.define_checkpoint_flag()
+_CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", list(artifacts.CHECKPOINTS),
+                                artifacts.model_dir.CHECKPOINT_HELP)
 _INPUT = flags.DEFINE_string("input", None, "An image file, a folder of images, or a glob "
                              "pattern (quoted) of images.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "predictions", "Folder for the depth files.")
@@ -165,19 +165,11 @@ def camera_differences(model_camera, user_camera) -> list[str]:
     return ["you stated all-in-focus photos, but the model was trained on defocused ones"]
   model_params, user_params = model_camera.to_dict(), user_camera.to_dict()
   diffs = []
-  for key, label, scale, unit in _CAMERA_KEYS:
+  for key, label, scale, unit in camera_lib.PARAMETERS:
     a, b = model_params[key], user_params[key]
     if not math.isclose(a, b, rel_tol=1e-3):
       diffs.append(f"{label} {b * scale:g}{unit} (model: {a * scale:g}{unit})")
   return diffs
-
-
-def _describe_camera(camera) -> str:
-  if camera is None:
-    return "none (all-in-focus input)"
-  params = camera.to_dict()
-  return ", ".join(f"{label} {params[key] * scale:g}{unit}" for key, label, scale, unit in
-                   _CAMERA_KEYS)
 
 
 def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
@@ -216,8 +208,9 @@ def main(argv):
   from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
 
   predictor = inference.load_predictor(_MODEL.value, checkpoint=_CHECKPOINT.value)
-  logging.info("Model %s: %s", predictor.path, inference.describe_metadata(predictor.metadata))
-  logging.info("Camera the model was trained with: %s", _describe_camera(predictor.camera))
+  logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
+  logging.info("Camera the model was trained with: %s", predictor.camera.describe()
+               if predictor.camera is not None else "none (all-in-focus input)")
   user_camera = stated_camera(predictor.camera)
   if user_camera is not None:
     diffs = camera_differences(predictor.camera, user_camera)
@@ -230,8 +223,8 @@ def main(argv):
   elif predictor.camera is not None:
     logging.info("Use photos from that camera (state yours with --camera / --focal_length_mm "
                  "... to have it checked).")
-  meta = predictor.metadata or {}
-  vmax = _MAX_DEPTH.value or float((meta.get("model_config") or {}).get("max_depth_m", 10.0))
+  model_config = (predictor.metadata.model_config if predictor.metadata is not None else None) or {}
+  vmax = _MAX_DEPTH.value or float(model_config.get("max_depth_m", 10.0))
   out = _OUTPUT_DIR.value
   os.makedirs(out, exist_ok=True)
   for path, name in zip(paths, _output_names(paths)):

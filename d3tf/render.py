@@ -32,6 +32,8 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf.optics import psf as psf_lib
+
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "renders", "Folder for the rendered files.")
 _IMAGE = flags.DEFINE_string("image", None, "All-in-focus RGB image of your own (any format "
                              "Pillow reads); needs --depth. Default: procedural scenes.")
@@ -52,7 +54,8 @@ _F_NUMBER = flags.DEFINE_float("f_number", None, "Overrides the preset's f-numbe
 _PITCH = flags.DEFINE_float("pixel_pitch_um", None, "Overrides the preset's pixel pitch, um.")
 _FOCUS = flags.DEFINE_float("focus_distance_m", None, "Overrides the preset's focus distance "
                             "(NYU preset: 2 m; DSLR: 1.7 m).")
-_PSF = flags.DEFINE_enum("psf", "gaussian", ["gaussian", "disk"], "Point-spread function.")
+_PSF = flags.DEFINE_enum("psf", psf_lib.DEFAULT_PSF, list(psf_lib.names()),
+                         "Point-spread function.")
 _MODE = flags.DEFINE_enum("mode", "improved", ["improved", "paper"], "Renderer mode: d3tf's "
                           "improved compositing, or the paper's choices for comparison.")
 _NEAR = flags.DEFINE_float("near_m", 0.5, "Nearest depth the depth slabs cover, metres.")

@@ -17,9 +17,9 @@ Outputs, in ``--model_dir``:
 
 * ``flags.txt``: the resolved flags, usable as ``--flagfile`` (it names the
   same model_dir, so running it again resumes); ``command_line.txt``;
-* ``camera.json``: the camera whose defocus the model was trained on
-  (``{"input": "sharp"}`` for all-in-focus input); ``d3tf_metadata.json``:
-  camera, render settings and model config, read by predict and evaluate;
+* ``d3tf_metadata.json`` (:class:`d3tf.artifacts.Metadata`): the camera whose
+  defocus the model was trained on (null for all-in-focus input), render
+  settings, model config and versions, read by predict, evaluate and export;
 * ``model.keras`` (final) and ``best.keras`` (best validation ``rel``);
 * ``backup/``: the training state, saved every ``--save_every_steps`` steps
   and at epoch ends. Interrupt the run at any moment (even ``kill -9``) and
@@ -51,13 +51,15 @@ TensorBoard; the model config in ``d3tf_metadata.json`` records the options
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import sys
 
 from absl import app
 from absl import flags
 from absl import logging
+
+from d3tf.optics import psf as psf_lib
+from d3tf.sizes import SIZE_MULTIPLE
 
 DATASETS = ("procedural", "nyu_mat", "nyu_png", "nyu_densedepth", "dfd", "folder", "tfrecord")
 
@@ -104,7 +106,7 @@ _FOCUS = flags.DEFINE_float("focus_distance_m", None, "Overrides the preset's fo
 _F_NUMBER = flags.DEFINE_float("f_number", None, "Overrides the preset's f-number.")
 _FOCAL = flags.DEFINE_float("focal_length_mm", None, "Overrides the preset's focal length, mm.")
 _PITCH = flags.DEFINE_float("pixel_pitch_um", None, "Overrides the preset's pixel pitch, um.")
-_PSF = flags.DEFINE_enum("psf", "gaussian", ["gaussian", "disk"],
+_PSF = flags.DEFINE_enum("psf", psf_lib.DEFAULT_PSF, list(psf_lib.names()),
                          "Point-spread function of the rendered defocus.")
 _RENDER_MODE = flags.DEFINE_enum(
     "render_mode", "improved", ["improved", "paper"],
@@ -247,8 +249,8 @@ def _check_flags() -> None:
     raise app.UsageError("--dataset=dfd trains on the real f/2.8 (defocused) photos; "
                          "--input=sharp does not apply to it")
   crop = _CROP.value
-  if crop is not None and crop % 32:
-    raise app.UsageError(f"--crop_size must be a multiple of 32, got {crop}")
+  if crop is not None and crop % SIZE_MULTIPLE:
+    raise app.UsageError(f"--crop_size must be a multiple of {SIZE_MULTIPLE}, got {crop}")
   if not _LR.value > 0:
     raise app.UsageError(f"--learning_rate must be positive, got {_LR.value}")
   if not 0 <= _BETA1.value < 1:
@@ -403,7 +405,7 @@ def _datasets(camera, crop: int, steps_per_epoch: int | None):
 
 def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: bool,
                      extra: dict | None = None) -> None:
-  """flags.txt, command_line.txt, camera.json and d3tf_metadata.json."""
+  """flags.txt, command_line.txt and d3tf_metadata.json."""
   flagfile = flags_as_flagfile()
   flags_path = os.path.join(model_dir, "flags.txt")
   if resuming and os.path.exists(flags_path):
@@ -416,22 +418,19 @@ def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: 
     f.write(flagfile)
   with open(os.path.join(model_dir, "command_line.txt"), "a") as f:
     f.write(" ".join([sys.executable] + sys.argv) + "\n")
-  camera_info = camera.to_dict() if camera is not None else {"input": "sharp"}
-  with open(os.path.join(model_dir, "camera.json"), "w") as f:
-    json.dump(camera_info, f, indent=2)
   train_data = _DATASET.value if _DATASET.value == "procedural" else (
       f"{_DATASET.value}:{_DATA_PATH.value}")
   if _DATASET.value == "nyu_densedepth":
     extra = {"val_scenes": list(_VAL_SCENES.value), "mix_procedural": _MIX_PROCEDURAL.value,
              **(extra or {})}
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
-  inference.write_metadata(
-      model_dir, camera=camera, psf=_PSF.value,
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
+  artifacts.write_metadata(model_dir, artifacts.Metadata.for_training(
+      camera=camera, psf=_PSF.value,
       render_options=(_render_options()
                       if camera is not None and _DATASET.value != "dfd" else None),
       model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
       train_data=train_data, extra={"crop_size": crop, "loss": _loss_name(),
-                                    "real_defocus": _DATASET.value == "dfd", **(extra or {})})
+                                    "real_defocus": _DATASET.value == "dfd", **(extra or {})}))
 
 
 def _loss_name() -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from d3tf import artifacts
 from d3tf import inference
 from d3tf import metrics
 from d3tf.models import D3NetConfig
@@ -34,8 +35,8 @@ def model_dir(tmp_path_factory):
   keras.utils.set_random_seed(0)
   path = tmp_path_factory.mktemp("run")
   build_d3net(D3NetConfig.tiny()).save(path / "model.keras")
-  inference.write_metadata(path, camera=Camera.nyu(2.0), model_config=D3NetConfig.tiny(),
-                           train_data="procedural")
+  artifacts.write_metadata(path, artifacts.Metadata.for_training(
+      camera=Camera.nyu(2.0), model_config=D3NetConfig.tiny(), train_data="procedural"))
   return path
 
 
@@ -130,7 +131,7 @@ def test_depth_in_the_wild_pairs_give_wkdr(model_dir, tmp_path):
   sharp = tmp_path / "sharp"
   sharp.mkdir()
   shutil.copy(model_dir / "model.keras", sharp / "model.keras")
-  inference.write_metadata(sharp, model_config=D3NetConfig.tiny())
+  artifacts.write_metadata(sharp, artifacts.Metadata.for_training(model_config=D3NetConfig.tiny()))
   _run(f"--model={sharp}", "--dataset=diw", f"--data_path={tmp_path / 'DIW_test.csv'}")
   report = json.loads((sharp / "eval_diw.json").read_text())  # default: beside the model.
   assert report["metrics"]["n_pairs"] == 2 and report["camera"] is None
@@ -146,4 +147,4 @@ def test_bad_flags_name_the_problem(tmp_path):
   (tmp_path / "m.keras").write_bytes(b"")
   result = _run(f"--model={tmp_path / 'm.keras'}", check=False)
   assert result.returncode != 0
-  assert str(tmp_path / inference.METADATA_FILENAME) in result.stderr
+  assert str(tmp_path / artifacts.METADATA_FILENAME) in result.stderr

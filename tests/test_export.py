@@ -5,8 +5,8 @@ must reproduce the in-memory model (deterministic) or its Monte-Carlo
 distribution; TFLite float32 the SavedModel; float16 / int8 loosely.
 """
 
+import dataclasses
 import io
-import json
 import os
 import pathlib
 import subprocess
@@ -18,12 +18,14 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from d3tf import artifacts
 from d3tf import inference
+from d3tf import models
 from d3tf.models import D3NetConfig
 from d3tf.models import MCDropout
 from d3tf.models import build_d3net
 from d3tf.optics import Camera
-from d3tf.serving import backends
+from d3tf.data import calibration
 from d3tf.serving import exporter
 from d3tf.serving import graph
 from d3tf.serving import protocol
@@ -62,8 +64,9 @@ def model_dir(tmp_path_factory):
   path = tmp_path_factory.mktemp("run")
   config = D3NetConfig.tiny()
   build_d3net(config).save(path / "model.keras")
-  inference.write_metadata(path, camera=Camera.nyu(2.0), model_config=config,
-                           train_data="procedural", extra={"crop_size": 64, "loss": "l1"})
+  artifacts.write_metadata(path, artifacts.Metadata.for_training(
+      camera=Camera.nyu(2.0), model_config=config, train_data="procedural",
+      extra={"crop_size": 64, "loss": "l1"}))
   return path
 
 
@@ -71,7 +74,7 @@ def model_dir(tmp_path_factory):
 def loaded(model_dir):
   """(Keras model, metadata) as the exporter sees them."""
   model, path = inference.load_model(model_dir)
-  return model, inference.read_metadata(path)
+  return model, artifacts.read_metadata(path)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +92,11 @@ def deterministic_export(loaded, exports):
 def mc_export(loaded, exports):
   model, meta = loaded
   return exporter.export_saved_model(model, meta, exports / "tiny_mc", samples=_MC_SAMPLES)
+
+
+def _calibration(meta, size, count):
+  """int8 calibration images as d3tf.export makes them."""
+  return calibration.calibration_images(meta.camera, size, count, **meta.render_kwargs())
 
 
 def _serve(export_dir, images, signature=protocol.SERVING_SIGNATURE,
@@ -176,15 +184,15 @@ def test_mc_export_agrees_in_distribution_with_the_keras_model(loaded, mc_export
 
 def test_samples_need_stochastic_layers_and_default_to_20(loaded, exports):
   model, meta = loaded
-  assert exporter.resolve_samples(model, meta, None) == exporter.DEFAULT_STOCHASTIC_SAMPLES
+  assert exporter.resolve_samples(model, None) == exporter.DEFAULT_STOCHASTIC_SAMPLES
   plain = build_d3net(D3NetConfig.tiny(dropout_blocks=0))
-  assert exporter.resolve_samples(plain, meta, None) == 1
+  assert exporter.resolve_samples(plain, None) == 1 and exporter.resolve_samples(plain, 1) == 1
   with pytest.raises(ValueError, match="samples=4 needs Monte-Carlo sampling"):
     exporter.export_saved_model(plain, meta, exports / "plain", samples=4)
-  assert exporter.resolve_samples(plain, dict(meta, bayesian=True), 4) == 4
-  variational = dict(meta, model_config=dict(meta["model_config"], variational_blocks=[5]))
-  assert exporter.resolve_samples(plain, variational, None) == exporter.DEFAULT_STOCHASTIC_SAMPLES
-  assert not (exports / "plain").exists() or not exporter.list_versions(exports / "plain")
+  variational = build_d3net(D3NetConfig.tiny(dropout_blocks=0, variational_blocks=(5,),
+                                             num_train_examples=10))
+  assert exporter.resolve_samples(variational, None) == exporter.DEFAULT_STOCHASTIC_SAMPLES
+  assert not (exports / "plain").exists() or not artifacts.list_versions(exports / "plain")
 
 
 def test_versions_are_numbered_and_never_overwritten(loaded, tmp_path):
@@ -197,24 +205,24 @@ def test_versions_are_numbered_and_never_overwritten(loaded, tmp_path):
     exporter.export_saved_model(model, meta, base, version=1, samples=1)
   exporter.export_saved_model(model, meta, base, version=7, samples=1)
   (base / "tflite").mkdir()
-  assert exporter.list_versions(base) == [1, 2, 7] and exporter.next_version(base) == 8
+  assert artifacts.list_versions(base) == [1, 2, 7] and artifacts.next_version(base) == 8
   assert sorted(os.listdir(base)) == ["1", "2", "7", "tflite"]  # No staging folder left.
-  ref = exporter.find_export(base)
+  ref = artifacts.find_export(base)
   assert ref.kind == "saved_model" and ref.version == 7 and ref.path == str(base / "7")
-  assert exporter.find_export(tmp_path) is None
+  assert artifacts.find_export(tmp_path) is None
 
 
 def test_export_holds_the_metadata(deterministic_export):
   path = pathlib.Path(deterministic_export) / "assets.extra" / "d3tf_metadata.json"
-  meta = inference.read_metadata(path)
-  assert inference.camera_from_metadata(meta) == Camera.nyu(2.0)
-  assert meta["train_data"] == "procedural" and meta["crop_size"] == 64
-  assert meta["d3tf_version"] and meta["export"]["d3tf_version"]
-  assert meta["export"]["samples"] == 1 and meta["export"]["outputs"] == ["depth"]
-  assert set(meta["export"]["signatures"]) == set(protocol.SIGNATURES)
-  ref, read = exporter.read_export(deterministic_export)
+  meta = artifacts.read_metadata(path)
+  assert meta.camera == Camera.nyu(2.0)
+  assert meta.train_data == "procedural" and meta.extra["crop_size"] == 64
+  assert meta.d3tf_version and meta.export["d3tf_version"]
+  assert meta.export["samples"] == 1 and meta.export["outputs"] == ["depth"]
+  assert set(meta.export["signatures"]) == set(protocol.SIGNATURES)
+  ref, read = artifacts.read_export(deterministic_export)
   assert read == meta and ref.version == 1
-  text = exporter.describe_export(ref, meta)
+  text = artifacts.describe_export(ref, meta)
   assert "focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m" in text
   assert "Training data: procedural (crop_size 64, loss l1)" in text
 
@@ -235,7 +243,8 @@ def _tflite(flatbuffer, tmp_path, name, meta, info):
   folder = tmp_path / name
   folder.mkdir()
   (folder / "model.tflite").write_bytes(flatbuffer)
-  (folder / "d3tf_metadata.json").write_text(json.dumps(exporter.export_metadata(meta, info)))
+  artifacts.write_metadata(folder / "d3tf_metadata.json",
+                           artifacts.exports.export_metadata(meta, info))
   return inference.load_predictor(folder / "model.tflite")
 
 
@@ -247,7 +256,7 @@ def test_tflite_float32_matches_the_saved_model(loaded, deterministic_export, tm
   flatbuffer, ops = exporter.convert_to_tflite(model, meta, 1)
   assert not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"], ops
   predictor = _tflite(flatbuffer, tmp_path, "any", meta, {"samples": 1})
-  assert isinstance(predictor, backends.TFLitePredictor) and predictor.input_size is None
+  assert isinstance(predictor, inference.TFLitePredictor) and predictor.input_size is None
   assert predictor.camera == Camera.nyu(2.0)
   out = predictor.predict(images)
   assert set(out) == {"depth"} and out["depth"].shape == (2, 50, 70)
@@ -270,7 +279,8 @@ def test_tflite_float16_and_int8_stay_close(loaded, deterministic_export, tmp_pa
   reference = _serve(deterministic_export, images)["depth"]
   for quantize, max_error, mean_error in (("float16", 0.02, 0.005), ("int8", 0.5, 0.15)):
     flatbuffer, ops = exporter.convert_to_tflite(model, meta, 1, quantize=quantize,
-                                                 input_size=(64, 64), calibration_examples=4)
+                                                 input_size=(64, 64),
+                                                 calibration_images=_calibration(meta, (64, 64), 4))
     assert not [op for op in ops if op.startswith("Flex")], ops
     if quantize == "int8":
       assert "QUANTIZE" in ops
@@ -286,7 +296,8 @@ def test_tflite_mc_dropout_samples_with_builtin_random_uniform(loaded, tmp_path)
   images = _images(1, 32, 32, seed=8)
   for quantize in ("float32", "int8"):
     flatbuffer, ops = exporter.convert_to_tflite(model, meta, 8, quantize=quantize,
-                                                 input_size=(32, 32), calibration_examples=2)
+                                                 input_size=(32, 32),
+                                                 calibration_images=_calibration(meta, (32, 32), 2))
     assert "RANDOM_UNIFORM" in ops and not [op for op in ops if op.startswith("Flex")], ops
     predictor = _tflite(flatbuffer, tmp_path, f"mc_{quantize}", meta, {"samples": 8})
     first, second = predictor.predict(images), predictor.predict(images)
@@ -303,7 +314,7 @@ def bandpass(loaded):
   _, meta = loaded
   keras.utils.set_random_seed(4)
   config = D3NetConfig.tiny(input_features="rgb+bandpass", dropout_rate=0.0)
-  return build_d3net(config), dict(meta, model_config=config.to_dict())
+  return build_d3net(config), dataclasses.replace(meta, model_config=config.to_dict())
 
 
 def test_bandpass_input_model_exports_to_saved_model_and_builtin_tflite(bandpass, tmp_path):
@@ -335,10 +346,11 @@ def test_bandpass_input_model_int8_keeps_the_sharpness_maps_in_float(bandpass):
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   model, meta = bandpass
   # Scenes like the calibration's (other ones): random noise has no band-pass statistics.
-  images = exporter.calibration_images(meta, (64, 96), 6)[4:]
+  images = _calibration(meta, (64, 96), 6)[4:]
   want = model(images.astype(np.float32) / 255.0, training=False).numpy()[..., 0]
   flatbuffer, ops = exporter.convert_to_tflite(model, meta, 1, quantize="int8",
-                                               input_size=(64, 96), calibration_examples=4)
+                                               input_size=(64, 96),
+                                               calibration_images=_calibration(meta, (64, 96), 4))
   assert "QUANTIZE" in ops and "DIV" in ops, ops
   interpreter = Interpreter(model_content=flatbuffer)
   types = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}
@@ -367,13 +379,14 @@ def test_aleatoric_head_gives_epistemic_aleatoric_and_total_std(tmp_path):
   pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   keras.utils.set_random_seed(1)
   model = _aleatoric_model()
-  meta = {"input": "sharp", "camera": None, "likelihood": "laplace"}
+  meta = artifacts.Metadata(model_config={"aleatoric": "laplace"})
   images = _images(2, 32, 32, seed=9)
   expected_log_scale = model(images / 255.0)["log_scale"].numpy()[..., 0]
-  factor = graph.aleatoric_std_factor(meta)
+  factor = graph.aleatoric_std_factor(model, meta)
   assert factor == pytest.approx(np.sqrt(2.0))
-  assert graph.aleatoric_std_factor({"model_config": {"aleatoric": "laplace"}}) == factor
-  assert graph.aleatoric_std_factor({"model_config": {"aleatoric": "gaussian"}}) == 1.0
+  assert graph.aleatoric_std_factor(model, artifacts.Metadata(
+      model_config={"aleatoric": "gaussian"})) == 1.0
+  assert graph.aleatoric_std_factor(model, None) == 1.0
   for samples in (1, 6):
     serving = graph.ServingGraph(model, samples, aleatoric_factor=factor)
     out = {k: v.numpy() for k, v in serving.tflite_signature(None)(images=images).items()}
@@ -388,7 +401,7 @@ def test_aleatoric_head_gives_epistemic_aleatoric_and_total_std(tmp_path):
       np.testing.assert_allclose(out["depth_std"] ** 2, out["epistemic_std"] ** 2 +
                                  out["aleatoric_std"] ** 2, rtol=1e-4)
   path = exporter.export_saved_model(model, meta, tmp_path / "alea", samples=4)
-  assert exporter.read_export(path)[1]["export"]["outputs"] == list(protocol.OUTPUTS)
+  assert artifacts.read_export(path)[1].export["outputs"] == list(protocol.OUTPUTS)
   flatbuffer, ops = exporter.convert_to_tflite(model, meta, 4)
   assert "EXP" in ops and "RANDOM_UNIFORM" in ops
 
@@ -411,7 +424,7 @@ def test_layers_sharing_a_draw_across_the_batch_are_sampled_in_separate_passes()
   keras.utils.set_random_seed(2)
   model = keras.Sequential([keras.Input((None, None, 3)),
                             keras.layers.Conv2D(1, 3, padding="same"), _SharedDraw()])
-  assert graph.stochastic_kind(model) == "variational"
+  assert models.stochastic_kind(model) == "variational"
   images = _images(2, 32, 32, seed=10)
   serving = graph.ServingGraph(model, 8)
   assert serving.separate_passes

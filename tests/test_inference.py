@@ -1,4 +1,4 @@
-"""Tests of d3tf.inference: loading, metadata, padding, MC-dropout sampling, errors."""
+"""Tests of d3tf.inference: loading, padding, MC-dropout sampling, errors."""
 
 import json
 import os
@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from d3tf import artifacts
 from d3tf import inference
 from d3tf.models import D3NetConfig
 from d3tf.models import build_d3net
@@ -22,9 +23,9 @@ def model_dir(tmp_path_factory):
   model = build_d3net(D3NetConfig.tiny())
   path = tmp_path_factory.mktemp("run")
   model.save(path / "model.keras")
-  inference.write_metadata(path, camera=Camera.nyu(2.0), psf="disk",
-                           render_options=RenderOptions.for_mode("paper"),
-                           model_config=D3NetConfig.tiny(), train_data="procedural")
+  artifacts.write_metadata(path, artifacts.Metadata.for_training(
+      camera=Camera.nyu(2.0), psf="disk", render_options=RenderOptions.for_mode("paper"),
+      model_config=D3NetConfig.tiny(), train_data="procedural"))
   return path
 
 
@@ -35,30 +36,6 @@ def predictor(model_dir):
 
 def _images(*shape, seed=0):
   return np.random.default_rng(seed).integers(0, 256, shape + (3,), dtype=np.uint8)
-
-
-def test_metadata_round_trips(model_dir):
-  meta = inference.read_metadata(model_dir)
-  assert meta == inference.read_metadata(model_dir / "model.keras")
-  assert meta == json.loads((model_dir / inference.METADATA_FILENAME).read_text())
-  assert meta["input"] == "defocus" and meta["psf"] == "disk"
-  assert meta["train_data"] == "procedural" and meta["d3tf_version"]
-  assert inference.camera_from_metadata(meta) == Camera.nyu(2.0)
-  assert D3NetConfig.from_dict(meta["model_config"]) == D3NetConfig.tiny()
-  kwargs = inference.render_kwargs_from_metadata(meta)
-  assert kwargs["psf"] == "disk" and kwargs["mode"] == "paper"
-  assert RenderOptions.for_mode(**{k: v for k, v in kwargs.items() if k != "psf"}) == \
-      RenderOptions.for_mode("paper")
-  assert "focused at 2 m" in inference.describe_metadata(meta)
-
-
-def test_metadata_for_an_all_in_focus_model(tmp_path):
-  written = inference.write_metadata(tmp_path / "m.keras", model_config={"growth_rate": 4})
-  assert written == str(tmp_path / inference.METADATA_FILENAME)
-  meta = inference.read_metadata(written)
-  assert meta["input"] == "sharp" and meta["camera"] is None and meta["render_options"] is None
-  assert inference.camera_from_metadata(meta) is None
-  assert "all-in-focus" in inference.describe_metadata(meta)
 
 
 def test_loaded_model_predicts_like_the_original(model_dir, predictor):
@@ -139,15 +116,15 @@ def test_checkpoint_choice_and_missing_files_name_the_path(model_dir, tmp_path):
   with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'nothing.keras'}"):
     inference.load_predictor(tmp_path / "nothing.keras")
   shutil.copy(model_dir / "model.keras", run / "best.keras")
-  with pytest.raises(FileNotFoundError, match=f"{run / inference.METADATA_FILENAME}.*not found"):
+  with pytest.raises(FileNotFoundError, match=f"{run / artifacts.METADATA_FILENAME}.*not found"):
     inference.load_predictor(run)  # "auto" falls back to best.keras, which has no metadata.
   loaded = inference.load_predictor(run, require_metadata=False)
   assert loaded.path == str(run / "best.keras") and loaded.metadata is None
   assert loaded.input_kind == "sharp" and loaded.camera is None
   with pytest.raises(FileNotFoundError, match="model.keras"):
-    inference.resolve_model_path(run, "final")
+    artifacts.resolve_model_path(run, "final")
   with pytest.raises(ValueError, match="checkpoint"):
-    inference.resolve_model_path(run, "last")
+    artifacts.resolve_model_path(run, "last")
 
 
 def test_corrupt_files_name_the_path(model_dir, tmp_path):
@@ -156,31 +133,31 @@ def test_corrupt_files_name_the_path(model_dir, tmp_path):
   with pytest.raises(ValueError, match=f"{bad_model}: cannot load"):
     inference.load_predictor(bad_model)
   shutil.copy(model_dir / "model.keras", tmp_path / "good.keras")
-  meta_path = tmp_path / inference.METADATA_FILENAME
+  meta_path = tmp_path / artifacts.METADATA_FILENAME
   meta_path.write_text("{not json")
   with pytest.raises(ValueError, match=f"{meta_path}: corrupt"):
     inference.load_predictor(tmp_path / "good.keras")
-  meta = json.loads((model_dir / inference.METADATA_FILENAME).read_text())
+  meta = json.loads((model_dir / artifacts.METADATA_FILENAME).read_text())
   meta["camera"] = None
   meta_path.write_text(json.dumps(meta))
   with pytest.raises(ValueError, match=f"{meta_path}: input 'defocus' needs a 'camera'"):
-    inference.read_metadata(meta_path)
+    artifacts.read_metadata(meta_path)
   meta["input"] = "blurry"
   meta_path.write_text(json.dumps(meta))
   with pytest.raises(ValueError, match="'input' must be one of"):
-    inference.read_metadata(tmp_path)
+    artifacts.read_metadata(tmp_path)
   with pytest.raises(ValueError, match="needs a 'camera'"):
-    inference.write_metadata(tmp_path, input_kind="defocus")
-  with pytest.raises(ValueError, match="bad 'camera'"):
-    inference.write_metadata(tmp_path, camera={"focal_length_m": 0.015})
+    artifacts.Metadata.for_training(input_kind="defocus")
+  with pytest.raises(ValueError, match="missing"):
+    artifacts.Metadata.for_training(camera={"focal_length_m": 0.015})
   assert os.path.exists(meta_path)
 
 
 def _bayesian_predictor(seed=0, **overrides):
   keras.utils.set_random_seed(seed)
   config = D3NetConfig.tiny(**overrides)
-  return inference.Predictor(build_d3net(config), {"input": "sharp", "camera": None,
-                                                   "model_config": config.to_dict()})
+  return inference.Predictor(build_d3net(config),
+                             artifacts.Metadata(model_config=config.to_dict()))
 
 
 @pytest.mark.parametrize("kind,factor", [("gaussian", 1.0), ("laplace", 2.0)])

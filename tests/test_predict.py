@@ -28,14 +28,14 @@ def _predict(args):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
   """A model_dir as d3tf.train writes it: model.keras + d3tf_metadata.json (NYU camera)."""
-  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
   from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
   path = tmp_path_factory.mktemp("model")
   config = models.D3NetConfig.tiny()
   models.build_d3net(config).save(path / "model.keras")
-  inference.write_metadata(path, camera=Camera.nyu(), model_config=config,
-                           train_data="procedural")
+  artifacts.write_metadata(path, artifacts.Metadata.for_training(
+      camera=Camera.nyu(), model_config=config, train_data="procedural"))
   return path
 
 
@@ -81,7 +81,7 @@ def test_folder_with_samples(model_dir, photos, tmp_path):
   _check_outputs(out, "wide", std=True)
   _check_outputs(out, "tall", std=True)
   assert not list(out.glob("notes*"))
-  assert "focal length 15mm, f-number 2.8, pixel pitch 5.6um, focus distance 2m" in log
+  assert "focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m" in log
   assert "differs" not in log
 
 
@@ -134,6 +134,6 @@ def test_predict_from_saved_model_and_tflite_exports(model_dir, photos, tmp_path
     _check_outputs(out, "tall")
     assert not list(out.glob("*_std*"))  # Exported with one deterministic sample.
     assert shown in log and "Training data: procedural" in log
-    assert "focal length 15mm, f-number 2.8, pixel pitch 5.6um, focus distance 2m" in log
+    assert "focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m" in log
     depth[kind] = np.load(out / "wide_depth.npy")
   np.testing.assert_allclose(depth["tflite"], depth["saved_model"], atol=1e-4)

@@ -7,8 +7,9 @@ import pytest
 from scipy import ndimage
 
 from d3tf.optics import Camera
+from d3tf.optics import color
 from d3tf.optics import psf as psf_lib
-from d3tf.optics import raytrace as rt
+from d3tf.optics.reference import raytrace as rt
 from d3tf.optics import render_defocus
 
 H, W = 48, 64
@@ -22,14 +23,14 @@ def _texture(rgb, seed, height=H, width=W):
 
 def _linear_blur(image, psf, eps):
   """The pinhole image blurred by the PSF of diameter eps, in linear light (periodic)."""
-  linear = rt.srgb_to_linear(image)
+  linear = color.srgb_to_linear(image)
   if psf == "gaussian":
     sigma = psf_lib.gaussian_sigma_px(eps)
     blurred = ndimage.gaussian_filter(linear, sigma=(sigma, sigma, 0), mode="wrap")
   else:
     kernel = psf_lib.disk_kernel_2d(eps)[:, :, None]
     blurred = ndimage.convolve(linear, kernel, mode="wrap")
-  return rt.linear_to_srgb(blurred)
+  return color.linear_to_srgb(blurred)
 
 
 # -------------------------------------------------------------- geometry
@@ -103,7 +104,7 @@ def test_measured_edge_spread_matches_blur_diameter(aperture):
   scene = rt.CardScene([rt.Card(1.0, rt.constant_texture((1.0, 1.0, 1.0)), rt.HalfPlane()),
                         rt.Card(4.0, rt.constant_texture((0.0, 0.0, 0.0)))])
   image = rt.render_thin_lens(scene, camera, 3, 48, aperture=aperture, num_samples=1024)
-  edge_spread = rt.srgb_to_linear(image[1, :, 0])  # Light adds linearly.
+  edge_spread = color.srgb_to_linear(image[1, :, 0])  # Light adds linearly.
   assert edge_spread[0] == pytest.approx(1.0) and edge_spread[-1] == pytest.approx(0.0)
   line_spread = -np.diff(edge_spread)
   assert np.all(line_spread > -1e-12)
@@ -162,7 +163,7 @@ def test_lens_average_is_taken_in_linear_light():
   scene = rt.CardScene([rt.Card(1.0, stripes)])
   image = rt.render_thin_lens(scene, camera, 1, 2, aperture="disk")
   # The two pixels straddle the edge symmetrically: each sees about half white.
-  middle = rt.srgb_to_linear(image[0, :, 0])
+  middle = color.srgb_to_linear(image[0, :, 0])
   assert middle.sum() == pytest.approx(1.0, abs=3e-3)  # 1/512: one sample's share.
   assert image[0, 0, 0] > 0.6  # sRGB of ~0.45 linear, far above a gamma-space 0.45.
 
@@ -250,7 +251,7 @@ def _compare(scene, camera, psf):
   return scores
 
 
-@pytest.mark.parametrize("psf", psf_lib.PSF_SHAPES)
+@pytest.mark.parametrize("psf", psf_lib.names())
 def test_improved_mode_beats_paper_mode_on_a_blurred_background_step_edge(psf):
   """Focused on the near card: the background behind it is blurred."""
   scores = _compare(_step_scene(), Camera.nyu(focus_distance_m=1.0), psf)
@@ -260,14 +261,14 @@ def test_improved_mode_beats_paper_mode_on_a_blurred_background_step_edge(psf):
   assert improved[0] > 35.0, scores
 
 
-@pytest.mark.parametrize("psf", psf_lib.PSF_SHAPES)
+@pytest.mark.parametrize("psf", psf_lib.names())
 def test_improved_mode_beats_paper_mode_overall_on_a_blurred_foreground_step_edge(psf):
   """Focused on the background: the near card is blurred over it."""
   scores = _compare(_step_scene(), Camera.nyu(focus_distance_m=4.0), psf)
   assert scores["improved"][0] > scores["paper"][0], scores
 
 
-@pytest.mark.parametrize("psf", psf_lib.PSF_SHAPES)
+@pytest.mark.parametrize("psf", psf_lib.names())
 def test_improved_mode_beats_paper_mode_on_overlapping_cards(psf):
   scene = rt.CardScene([
       rt.Card(0.8, _texture(RED, seed=13), rt.Rect(-28.0, -4.0, -4.0, 20.0)),
@@ -281,7 +282,7 @@ def test_improved_mode_beats_paper_mode_on_overlapping_cards(psf):
   assert improved[1] > paper[1] + 3.0, scores
 
 
-@pytest.mark.parametrize("psf", psf_lib.PSF_SHAPES)
+@pytest.mark.parametrize("psf", psf_lib.names())
 def test_improved_mode_beats_paper_mode_in_the_band_of_a_blurred_foreground(psf):
   """The lens sees background through the blurred rim of an out-of-focus card."""
   scores = _compare(_step_scene(), Camera.nyu(focus_distance_m=4.0), psf)

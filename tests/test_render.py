@@ -9,7 +9,7 @@ from d3tf.optics import Camera
 from d3tf.optics import RenderOptions
 from d3tf.optics import render_defocus
 from d3tf.optics import color
-from d3tf.optics.scipy_render import render_defocus_scipy
+from d3tf.optics.reference.scipy_render import render_defocus_scipy
 
 CAMERA = Camera.nyu(focus_distance_m=2.0)
 ONE_LEVEL = 1.0 / 255.0

@@ -16,6 +16,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from d3tf import artifacts
 from d3tf.models import D3NetConfig
 from d3tf.models import build_d3net
 from d3tf.optics import Camera
@@ -44,8 +45,8 @@ def base_dir(tmp_path_factory):
   keras.utils.set_random_seed(0)
   config = D3NetConfig.tiny()
   model = build_d3net(config)
-  meta = {"camera": Camera.nyu().to_dict(), "input": "defocus", "psf": "gaussian",
-          "model_config": config.to_dict(), "train_data": "procedural"}
+  meta = artifacts.Metadata(input_kind="defocus", camera=Camera.nyu(), psf="gaussian",
+                            model_config=config.to_dict(), train_data="procedural")
   base = tmp_path_factory.mktemp("savedmodels") / "tiny"
   exporter.export_saved_model(model, meta, base, samples=1)
   exporter.export_saved_model(model, meta, base, samples=4)

@@ -80,15 +80,16 @@ def test_loss_falls(full_run):
 
 def test_model_dir_contents(full_run):
   model_dir, output = full_run
-  for name in ("flags.txt", "command_line.txt", "camera.json", "d3tf_metadata.json",
+  for name in ("flags.txt", "command_line.txt", "d3tf_metadata.json",
                "model.keras", "best.keras", "metrics.csv", "backup/state.json"):
     assert (model_dir / name).is_file(), name
   assert str(model_dir) in output  # It says where the outputs went.
   assert "examples/s" in output and "ETA" in output
-  camera = json.loads((model_dir / "camera.json").read_text())
-  assert camera["focus_distance_m"] == 2.0 and camera["focal_length_m"] == 0.015
+  assert not (model_dir / "camera.json").exists()  # The metadata holds the camera.
   meta = json.loads((model_dir / "d3tf_metadata.json").read_text())
-  assert meta["input"] == "defocus" and meta["camera"] == camera
+  camera = meta["camera"]
+  assert camera["focus_distance_m"] == 2.0 and camera["focal_length_m"] == 0.015
+  assert meta["input"] == "defocus" and meta["schema_version"] == 2 and meta["tf_version"]
   assert meta["model_config"]["dropout_rate"] == 0.0
   assert json.loads((model_dir / "backup/state.json").read_text())["global_step"] == _TOTAL
   flags_txt = (model_dir / "flags.txt").read_text()

@@ -23,8 +23,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-#: Network inputs must be multiples of this size (five stride-2 stages).
-SIZE_MULTIPLE = 32
+from d3tf.sizes import SIZE_MULTIPLE
 
 
 def _check_range(name: str, value, low_bound: float) -> tuple[float, float]:

@@ -21,6 +21,7 @@ from absl import logging
 import numpy as np
 
 from d3tf.data.plots import write_preview
+from d3tf.optics import psf as psf_lib
 
 _OUTPUT = flags.DEFINE_string("output", None, "Path of the PNG to write.")
 _SOURCE = flags.DEFINE_enum("source", "procedural", ["procedural"],
@@ -38,7 +39,8 @@ _SUPERSAMPLE = flags.DEFINE_integer("supersample", 1,
 _CAMERA = flags.DEFINE_enum("camera", "nyu", ["nyu", "dslr"],
                             "Camera preset: 'nyu' (15 mm f/2.8, 5.6 um) or 'dslr' (D200, 35 mm).")
 _FOCUS = flags.DEFINE_float("focus_distance_m", 2.0, "Focus distance of the camera, metres.")
-_PSF = flags.DEFINE_enum("psf", "gaussian", ["gaussian", "disk"], "Point-spread function.")
+_PSF = flags.DEFINE_enum("psf", psf_lib.DEFAULT_PSF, list(psf_lib.names()),
+                         "Point-spread function.")
 _MODE = flags.DEFINE_enum("render_mode", "improved", ["improved", "paper"],
                           "Defocus renderer mode.")
 _DPI = flags.DEFINE_integer("dpi", 100, "Resolution of the PNG, dots per inch.")

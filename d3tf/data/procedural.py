@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from d3tf.data import textures
+from d3tf.optics import color
 
 if TYPE_CHECKING:  # TensorFlow is imported lazily: the generator needs NumPy only.
   import tensorflow as tf
@@ -555,7 +556,7 @@ _SRGB_LUT_SIZE = 4096
 
 def _srgb_lut() -> np.ndarray:
   x = np.linspace(0.0, 1.0, _SRGB_LUT_SIZE)
-  srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * x ** (1 / 2.4) - 0.055)
+  srgb = color.linear_to_srgb(x)
   return np.round(srgb * 255.0).astype(np.uint8)
 
 

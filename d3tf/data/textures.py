@@ -24,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from d3tf.optics import color
+
 #: Side of the (periodic) lattice of the value noise.
 _NOISE_SIZE = 256
 _NOISE_MASK = _NOISE_SIZE - 1
@@ -197,12 +199,6 @@ def hsv_to_rgb(h: float, s: float, v: float) -> np.ndarray:
   return np.asarray(rgb, np.float32)
 
 
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-  """sRGB-encoded values in [0, 1] to linear light."""
-  c = np.asarray(c, np.float32)
-  return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
 def random_colour(rng: np.random.Generator, kind: str) -> np.ndarray:
   """Draws a plausible indoor colour (linear RGB) of a kind of surface.
 
@@ -241,7 +237,7 @@ def random_colour(rng: np.random.Generator, kind: str) -> np.ndarray:
     h, s, v = rng.random(), rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0)
   else:
     raise ValueError(f"Unknown colour kind {kind!r}")
-  return srgb_to_linear(hsv_to_rgb(h, s, v))
+  return color.srgb_to_linear(hsv_to_rgb(h, s, v))
 
 
 def _vary(rng: np.random.Generator, colour: np.ndarray, amount: float) -> np.ndarray:
@@ -367,7 +363,7 @@ def _brick(rng: np.random.Generator, base: np.ndarray) -> Material:
   scale = _scale(rng)
   height = rng.uniform(0.05, 0.1) * scale
   length = height * rng.uniform(2.0, 3.5)
-  mortar = srgb_to_linear(hsv_to_rgb(0.1, rng.uniform(0.0, 0.15), rng.uniform(0.5, 0.85)))
+  mortar = color.srgb_to_linear(hsv_to_rgb(0.1, rng.uniform(0.0, 0.15), rng.uniform(0.5, 0.85)))
   mortar_w = rng.uniform(0.08, 0.2) * height
   rough = _Octaves.draw(rng, 4)
   salt = int(rng.integers(1 << 30))

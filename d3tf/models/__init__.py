@@ -5,6 +5,8 @@ Importing this package registers the custom layers with Keras, so that
 """
 
 from d3tf.models.d3net import ALEATORIC_TYPES
+from d3tf.models.d3net import ALEATORIC_VARIANCE_FACTOR
+from d3tf.models.d3net import aleatoric_of
 from d3tf.models.d3net import build_d3net
 from d3tf.models.d3net import config_from_model
 from d3tf.models.d3net import D3Net
@@ -12,7 +14,6 @@ from d3tf.models.d3net import D3NetConfig
 from d3tf.models.d3net import ENCODER_OUTPUT_NAME
 from d3tf.models.d3net import INPUT_FEATURES
 from d3tf.models.d3net import load_imagenet_weights
-from d3tf.models.d3net import SIZE_MULTIPLE
 from d3tf.models.d3net import SKIP_LAYER_NAMES
 from d3tf.models.layers import BandPassSharpness
 from d3tf.models.layers import ReblurRatios
@@ -21,7 +22,10 @@ from d3tf.models.layers import MCDropout
 from d3tf.models.layers import MonteCarloLayer
 from d3tf.models.layers import set_mc_dropout
 from d3tf.models.layers import set_mc_sampling
+from d3tf.models.layers import sampling_layers
+from d3tf.models.layers import shares_sample_in_batch
 from d3tf.models.layers import SizeMultipleCheck
+from d3tf.models.layers import stochastic_kind
 from d3tf.models.transfer import copy_weights_by_name
 from d3tf.models.transfer import TransferReport
 from d3tf.models.variational import Conv2DFlipout
@@ -29,9 +33,12 @@ from d3tf.models.variational import Conv2DReparameterization
 from d3tf.models.variational import set_kl_weight
 from d3tf.models.variational import VARIATIONAL_TYPES
 from d3tf.models.variational import variational_layers
+from d3tf.sizes import SIZE_MULTIPLE
 
 __all__ = [
     "ALEATORIC_TYPES",
+    "ALEATORIC_VARIANCE_FACTOR",
+    "aleatoric_of",
     "BandPassSharpness",
     "build_d3net",
     "Conv2DFlipout",
@@ -51,7 +58,10 @@ __all__ = [
     "set_mc_dropout",
     "set_mc_sampling",
     "SIZE_MULTIPLE",
+    "sampling_layers",
+    "shares_sample_in_batch",
     "SizeMultipleCheck",
+    "stochastic_kind",
     "SKIP_LAYER_NAMES",
     "TransferReport",
     "VARIATIONAL_TYPES",

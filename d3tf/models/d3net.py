@@ -102,9 +102,8 @@ from d3tf.models.layers import ReblurRatios
 from d3tf.models.layers import LogScale
 from d3tf.models.layers import MCDropout
 from d3tf.models.layers import SizeMultipleCheck
+from d3tf.sizes import SIZE_MULTIPLE
 
-#: Height and width of an input must be multiples of this (5 halvings).
-SIZE_MULTIPLE = 32
 
 #: Names of the layers whose outputs feed the decoder's skips, shallow to deep.
 SKIP_LAYER_NAMES = ("skip_conv0", "skip_transition1", "skip_transition2", "skip_transition3")
@@ -118,6 +117,9 @@ ALEATORIC_TYPES = ("none", "gaussian", "laplace")
 VARIATIONAL_TYPES = variational.VARIATIONAL_TYPES
 #: Values of ``D3NetConfig.input_features``.
 INPUT_FEATURES = ("rgb", "rgb+bandpass", "rgb+reblur")
+#: Variance of the aleatoric likelihood per squared unit of its scale
+#: ``exp(log_scale)``: a Laplace distribution of scale b has variance 2 b^2.
+ALEATORIC_VARIANCE_FACTOR = {"none": 1.0, "gaussian": 1.0, "laplace": 2.0}
 #: Smallest scale the aleatoric head predicts, metres.
 ALEATORIC_MIN_SCALE_M = 1e-3
 
@@ -532,6 +534,23 @@ def build_d3net(config: D3NetConfig | None = None, imagenet_weights: str | None 
   if imagenet_weights:
     load_imagenet_weights(model, imagenet_weights)
   return model
+
+
+def aleatoric_of(model, fallback: str = "none") -> str:
+  """The aleatoric likelihood of a model: its ``D3NetConfig.aleatoric``, else ``fallback``.
+
+  Args:
+    model: A Keras model (a :class:`D3Net` knows its config; other models do
+      not).
+    fallback: The kind for a model without a config, e.g. from its metadata.
+
+  Raises:
+    ValueError: an unknown kind, echoed.
+  """
+  kind = getattr(getattr(model, "d3net_config", None), "aleatoric", None) or fallback
+  if kind not in ALEATORIC_TYPES:
+    raise ValueError(f"unknown aleatoric likelihood {kind!r} (expected one of {ALEATORIC_TYPES})")
+  return kind
 
 
 def config_from_model(model: keras.Model) -> D3NetConfig:

@@ -74,10 +74,42 @@ def _walk_layers(layer: keras.layers.Layer):
     yield from _walk_layers(sub_layer)
 
 
-def _switch(model: keras.layers.Layer, kind: type, enabled: bool) -> int:
+def sampling_layers(model: keras.layers.Layer) -> list[keras.layers.Layer]:
+  """The layers of a model that can sample at prediction time (nested models too).
+
+  Every layer with an ``mc_enabled`` switch: :class:`MonteCarloLayer`
+  subclasses (:class:`MCDropout`, the variational convolutions) and any other
+  layer that follows the same protocol.
+  """
+  return [layer for layer in _walk_layers(model) if hasattr(layer, "mc_enabled")]
+
+
+def stochastic_kind(model: keras.layers.Layer) -> str | None:
+  """Where a model's randomness at prediction time comes from, or None (deterministic).
+
+  The one definition that predictors and exports use to decide whether
+  Monte-Carlo sampling applies: ``"mc_dropout"``, ``"variational"`` or
+  ``"mc_dropout+variational"``, from the model's sampling layers.
+  """
+  layers = sampling_layers(model)
+  kinds = []
+  if any(isinstance(layer, MCDropout) for layer in layers):
+    kinds.append("mc_dropout")
+  if any(not isinstance(layer, MCDropout) for layer in layers):
+    kinds.append("variational")
+  return "+".join(kinds) or None
+
+
+def shares_sample_in_batch(model: keras.layers.Layer) -> bool:
+  """Whether a sampling layer draws one sample for a whole batch (one pass per sample)."""
+  return any(getattr(layer, "shares_sample_in_batch", False) for layer in sampling_layers(model))
+
+
+def _switch(model: keras.layers.Layer, kind: type | None, enabled: bool) -> int:
+  """Sets ``mc_enabled`` of the sampling layers of ``kind`` (None: all of them)."""
   count = 0
-  for layer in _walk_layers(model):
-    if isinstance(layer, kind):
+  for layer in sampling_layers(model):
+    if kind is None or isinstance(layer, kind):
       layer.mc_enabled = bool(enabled)
       count += 1
   # model.predict / evaluate cache a traced function that read the old value.
@@ -119,7 +151,7 @@ def set_mc_sampling(model: keras.layers.Layer, enabled: bool) -> int:
   Returns:
     How many layers were switched (0 if the model has none).
   """
-  return _switch(model, MonteCarloLayer, enabled)
+  return _switch(model, None, enabled)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

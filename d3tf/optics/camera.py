@@ -12,6 +12,12 @@ from typing import Any
 import numpy as np
 
 
+#: The parameters as people quote them: (field, label, scale from SI, unit).
+PARAMETERS = (("focal_length_m", "focal length", 1e3, "mm"), ("f_number", "f-number", 1.0, ""),
+              ("pixel_pitch_m", "pixel pitch", 1e6, "um"),
+              ("focus_distance_m", "focus distance", 1.0, "m"))
+
+
 def _check_positive_finite(name: str, value: Any) -> float:
   """Returns ``value`` as a float, or raises ValueError naming the parameter."""
   try:
@@ -148,6 +154,14 @@ class Camera:
       if value is not None:
         params[key] = value * unit
     return Camera(**params)
+
+  def describe(self) -> str:
+    """The four parameters in the units people quote them, e.g. for logs.
+
+    ``"focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m"``.
+    """
+    return ", ".join(f"{label} {getattr(self, key) * scale:g}{' ' + unit if unit else ''}"
+                     for key, label, scale, unit in PARAMETERS)
 
   def to_dict(self) -> dict[str, float]:
     """The four parameters as a JSON-ready dictionary (saved with runs and exports)."""

@@ -1,20 +1,21 @@
-"""sRGB transfer function, so that blur can be computed in linear light.
+"""sRGB transfer function (IEC 61966-2-1), so that blur can be computed in linear light.
 
-Both functions take a ``tf.Tensor`` or NumPy data (arrays, scalars, numbers) and
-return the same kind,
-so the TensorFlow renderer and its NumPy reference share one definition.
+The one definition in d3tf: the renderer, its references, the procedural
+scenes and the textures all use it. Both functions take a ``tf.Tensor`` or
+NumPy data (arrays, scalars, numbers) and return the same kind (NumPy keeps
+the input's float dtype); TensorFlow is imported only for tensors.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 
 def _ops(x):
   """NumPy's functions for arrays, NumPy scalars and numbers; TF's for tensors."""
   if isinstance(x, (np.ndarray, np.generic, float, int)):
     return np.clip, np.where, np.power
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return tf.clip_by_value, tf.where, tf.pow
 
 

@@ -175,7 +175,7 @@ def _unwarp(warped, scale):
 
 
 def blur_spaced_layers(camera: Camera, depth_range_m=(0.5, 10.0), min_step_px: float = 0.5,
-                       max_step_ratio: float = 0.25, psf: str = "gaussian",
+                       max_step_ratio: float = 0.25, psf: str = psf_lib.DEFAULT_PSF,
                        rho: float = psf_lib.DEFAULT_RHO) -> LayerGrid:
   """Slabs evenly spaced in blur, covering ``depth_range_m``.
 

@@ -1,14 +1,22 @@
-"""Point-spread functions of a defocused lens, as small NumPy kernels.
+"""Point-spread functions of a defocused lens: small NumPy kernels and their registry.
 
 Kernels are built once per depth layer, outside the TensorFlow graph, and then
-used as constants by :mod:`d3tf.optics.render`. Both shapes are normalised to
-sum to one, and both grow smoothly from a single pixel (a sharp image) as the
-blur diameter grows from zero.
+used as constants by :mod:`d3tf.optics.render`. Every shape is normalised to
+sum to one and grows smoothly from a single pixel (a sharp image) as the blur
+diameter grows from zero.
+
+**The registry.** Each PSF is one :class:`PSF` entry: its name, its kernel
+builder and the facts that the renderers need (its smallest trusted blurred
+support, how the ray tracer samples the lens for it). The renderer, the
+SciPy and ray-traced references, the metadata and every ``--psf`` flag take
+their choices from :func:`names`; a new PSF is one :func:`register` call here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -19,14 +27,6 @@ GAUSSIAN_TRUNCATE = 4.0
 #: Sub-columns per pixel used to integrate the disk's area over a pixel.
 DISK_SUPERSAMPLING = 64
 
-PSF_SHAPES = ("gaussian", "disk")
-
-
-def check_psf(psf: str) -> str:
-  """Returns ``psf`` if it names a known PSF shape, else raises ValueError."""
-  if psf not in PSF_SHAPES:
-    raise ValueError(f"psf must be one of {PSF_SHAPES}, got {psf!r}")
-  return psf
 
 
 def gaussian_sigma_px(blur_diameter_px: float, rho: float = DEFAULT_RHO) -> float:
@@ -107,10 +107,90 @@ def disk_kernel_2d(blur_diameter_px: float,
   return coverage / coverage.sum()
 
 
+# ---------------------------------------------------------------- registry
+@dataclasses.dataclass(frozen=True)
+class PSF:
+  """One point-spread function and what the renderers need to know of it.
+
+  Attributes:
+    name: The name that flags, options and the metadata use.
+    description: One line, for help texts.
+    kernel: ``(blur_diameter_px, rho) -> weights``: a normalised 1-D kernel
+      (separable: applied along both axes) or a square 2-D one, odd-sized.
+    min_support: Below this blurred support a depth slab counts as absent at
+      a pixel (avoids 0/0): about the kernel's numerical noise (direct
+      convolution ~1e-7, float32 FFT more).
+    aperture: ``(spiral_radii, aperture_diameter_m, rho) -> (radii,
+      weights)``: how the thin-lens ray tracer places and weights its lens
+      samples, given the radii of a unit Vogel spiral in [0, 1], so that the
+      traced blur has this PSF.
+  """
+
+  name: str
+  description: str
+  kernel: Callable[[float, float], np.ndarray]
+  min_support: float
+  aperture: Callable[[np.ndarray, float, float], tuple[np.ndarray, np.ndarray]]
+
+  def kernel_2d(self, blur_diameter_px: float, rho: float = DEFAULT_RHO) -> np.ndarray:
+    """The full 2-D kernel (the outer product of a separable one)."""
+    weights = self.kernel(blur_diameter_px, rho)
+    return np.outer(weights, weights) if weights.ndim == 1 else weights
+
+
+_REGISTRY: dict[str, PSF] = {}
+#: The PSF of the paper, and every default.
+DEFAULT_PSF = "gaussian"
+
+
+def register(psf: PSF) -> PSF:
+  """Adds a PSF to the registry (its name must be new); returns it."""
+  if psf.name in _REGISTRY:
+    raise ValueError(f"PSF {psf.name!r} is registered already")
+  _REGISTRY[psf.name] = psf
+  return psf
+
+
+def names() -> tuple[str, ...]:
+  """The registered PSF names, in registration order (the default first)."""
+  return tuple(_REGISTRY)
+
+
+def get(name: str) -> PSF:
+  """The registered PSF ``name``; a ValueError lists the known names."""
+  try:
+    return _REGISTRY[name]
+  except (KeyError, TypeError):
+    raise ValueError(f"psf must be one of {names()}, got {name!r}") from None
+
+
+def check_psf(psf: str) -> str:
+  """Returns ``psf`` if it names a registered PSF, else raises ValueError."""
+  get(psf)
+  return psf
+
+
+def _gaussian_aperture(spiral, aperture_diameter_m, rho):
+  sigma = rho * aperture_diameter_m
+  radius = GAUSSIAN_TRUNCATE * sigma * spiral
+  return radius, np.exp(-0.5 * (radius / sigma) ** 2)
+
+
+def _disk_aperture(spiral, aperture_diameter_m, rho):
+  del rho  # The pillbox has no spread parameter.
+  return 0.5 * aperture_diameter_m * spiral, np.ones_like(spiral)
+
+
+register(PSF(
+    name="gaussian", description="Gaussian of sigma = rho * blur diameter (the paper's)",
+    kernel=lambda diameter, rho: gaussian_kernel_1d(gaussian_sigma_px(diameter, rho)),
+    min_support=1e-6, aperture=_gaussian_aperture))
+register(PSF(
+    name="disk", description="anti-aliased pillbox of the blur diameter",
+    kernel=lambda diameter, rho: disk_kernel_2d(abs(float(diameter))),
+    min_support=1e-4, aperture=_disk_aperture))
+
+
 def psf_kernel_2d(psf: str, blur_diameter_px: float, rho: float = DEFAULT_RHO) -> np.ndarray:
-  """The full 2-D kernel of either PSF shape, for plotting and for references."""
-  check_psf(psf)
-  if psf == "gaussian":
-    k = gaussian_kernel_1d(gaussian_sigma_px(blur_diameter_px, rho))
-    return np.outer(k, k)
-  return disk_kernel_2d(blur_diameter_px)
+  """The full 2-D kernel of a registered PSF, for plotting and for references."""
+  return get(psf).kernel_2d(blur_diameter_px, rho)

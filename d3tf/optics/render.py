@@ -63,10 +63,6 @@ from d3tf.optics.camera import Camera
 MODES = ("improved", "paper")
 BORDERS = ("reflect", "zero")
 
-#: Below this blurred support a slab counts as absent at a pixel (avoids 0/0)
-#: for separable (Gaussian) kernels, convolved directly; and for the disk,
-#: convolved by float32 FFT, which leaves ~1e-7 of noise where 0 is exact.
-MIN_SUPPORT = {"gaussian": 1e-6, "disk": 1e-4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +148,7 @@ class RenderOptions:
       raise ValueError(f"output_bits must be an integer in [0, 16] (0: float output), got "
                        f"{self.output_bits!r}")
 
-  def layer_grid(self, camera: Camera, psf: str = "gaussian") -> layers_lib.LayerGrid:
+  def layer_grid(self, camera: Camera, psf: str = psf_lib.DEFAULT_PSF) -> layers_lib.LayerGrid:
     """The depth slabs these options give for ``camera`` and ``psf``."""
     if self.layer_spacing == "blur":
       return layers_lib.blur_spaced_layers(camera, self.depth_range_m, self.min_layer_step_px,
@@ -188,9 +184,7 @@ def _pad(x: tf.Tensor, radius_y: int, radius_x: int, border: str) -> tf.Tensor:
 
 
 def _slab_kernel(psf: str, signed_blur_px: float, rho: float) -> blur_lib.Kernel:
-  if psf == "gaussian":
-    return blur_lib.Kernel(psf_lib.gaussian_kernel_1d(psf_lib.gaussian_sigma_px(signed_blur_px, rho)))
-  return blur_lib.Kernel(psf_lib.disk_kernel_2d(abs(signed_blur_px)))
+  return blur_lib.Kernel(psf_lib.get(psf).kernel(abs(signed_blur_px), rho))
 
 
 def _dilate(mask: tf.Tensor, radius: int) -> tf.Tensor:
@@ -235,7 +229,7 @@ def _seed_pair(seed) -> tf.Tensor:
   return tf.cast(seed, tf.int32)
 
 
-def render_defocus(images, depths, camera: Camera, psf: str = "gaussian", seed=None,
+def render_defocus(images, depths, camera: Camera, psf: str = psf_lib.DEFAULT_PSF, seed=None,
                    **options: Any) -> tf.Tensor:
   """Renders the defocus blur that ``camera`` puts on all-in-focus RGB-D images.
 
@@ -275,7 +269,8 @@ def render_defocus(images, depths, camera: Camera, psf: str = "gaussian", seed=N
   radiance = color.srgb_to_linear(images) if settings.linear_light else tf.clip_by_value(
       images, 0.0, 1.0)
 
-  out = _composite(radiance, coordinate, valid, grid, kernels, settings, MIN_SUPPORT[psf])
+  out = _composite(radiance, coordinate, valid, grid, kernels, settings,
+                   psf_lib.get(psf).min_support)
 
   if settings.noise_shot_gain > 0 or settings.noise_read_std > 0:
     linear = out if settings.linear_light else color.srgb_to_linear(out)

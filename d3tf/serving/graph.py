@@ -42,89 +42,24 @@ from typing import Any, Callable, Mapping, Sequence
 
 import tensorflow as tf
 
+from d3tf import artifacts
 from d3tf import models
 from d3tf.serving import protocol
+from d3tf.sizes import SIZE_MULTIPLE
 
-#: Input height and width are padded to a multiple of this.
-SIZE_MULTIPLE = 32
 #: Key of the aleatoric head's output in a model's output dict.
 LOG_SCALE_KEY = "log_scale"
-#: Metadata keys that may name the aleatoric likelihood ("gaussian" / "laplace").
-_LIKELIHOOD_KEYS = ("likelihood", "aleatoric", "loss")
 
 
-def sampling_layers(model) -> list:
-  """The layers of a model that can sample at prediction time (nested models too).
+def aleatoric_std_factor(model, metadata: artifacts.Metadata | None = None) -> float:
+  """Standard deviation per unit of the aleatoric scale ``exp(log_scale)``.
 
-  Every layer with an ``mc_enabled`` switch: :class:`d3tf.models.MCDropout`
-  and the variational convolutions.
+  ``sqrt(2)`` for a Laplace likelihood (its std is ``sqrt(2) b``), 1 for a
+  Gaussian (its scale is its std); the likelihood is the model's
+  ``D3NetConfig.aleatoric``, else the metadata's (:func:`d3tf.models.aleatoric_of`).
   """
-
-  def walk(layer):
-    for sub_layer in getattr(layer, "layers", None) or []:
-      yield sub_layer
-      yield from walk(sub_layer)
-
-  return [layer for layer in walk(model) if hasattr(layer, "mc_enabled")]
-
-
-def set_sampling(model, enabled: bool) -> int:
-  """Switches every sampling layer of a model on or off; returns how many there are."""
-  switch = getattr(models, "set_mc_sampling", None) or models.set_mc_dropout
-  switch(model, enabled)  # Also drops the model's cached predict functions.
-  layers = sampling_layers(model)
-  for layer in layers:  # Layers that the switch above does not know.
-    layer.mc_enabled = bool(enabled)
-  return len(layers)
-
-
-def stochastic_kind(model, metadata: Mapping[str, Any] | None = None) -> str | None:
-  """Where a model's randomness comes from, or None for a deterministic model.
-
-  ``"mc_dropout"``, ``"variational"`` or ``"mc_dropout+variational"`` from its
-  sampling layers; else ``"bayesian"`` when the metadata says so
-  (:func:`is_bayesian`).
-  """
-  layers = sampling_layers(model)
-  kinds = []
-  if any(isinstance(layer, models.MCDropout) for layer in layers):
-    kinds.append("mc_dropout")
-  if any(not isinstance(layer, models.MCDropout) for layer in layers):
-    kinds.append("variational")
-  if kinds:
-    return "+".join(kinds)
-  return "bayesian" if is_bayesian(metadata) else None
-
-
-def is_bayesian(metadata: Mapping[str, Any] | None) -> bool:
-  """Whether the metadata says that the model has variational (Bayesian) layers.
-
-  True when ``metadata["bayesian"]`` is true, or when the metadata's
-  ``model_config`` has variational blocks (``variational_blocks``) or a true
-  ``bayesian`` / ``variational`` entry.
-  """
-  meta = metadata or {}
-  config = meta.get("model_config") or {}
-  return bool(meta.get("bayesian") or config.get("variational_blocks") or
-              config.get("bayesian") or config.get("variational"))
-
-
-def aleatoric_std_factor(metadata: Mapping[str, Any] | None, model=None) -> float:
-  """Standard deviation per unit of scale of the aleatoric likelihood.
-
-  ``sqrt(2)`` for a Laplace likelihood (its std is ``sqrt(2) b``), named by
-  the model's config (``D3NetConfig.aleatoric``), the metadata's
-  ``model_config["aleatoric"]``, or its ``likelihood``, ``aleatoric`` or
-  ``loss`` entry; else 1 (a Gaussian, whose scale is its std).
-  """
-  meta = metadata or {}
-  names = [getattr(getattr(model, "d3net_config", None), "aleatoric", None),
-           (meta.get("model_config") or {}).get("aleatoric")]
-  names += [meta.get(key) for key in _LIKELIHOOD_KEYS]
-  for value in names:
-    if isinstance(value, str) and "laplace" in value.lower():
-      return math.sqrt(2.0)
-  return 1.0
+  kind = models.aleatoric_of(model, metadata.aleatoric if metadata is not None else "none")
+  return math.sqrt(models.ALEATORIC_VARIANCE_FACTOR[kind])
 
 
 def reflect_indices(size: tf.Tensor, before: tf.Tensor, after: tf.Tensor) -> tf.Tensor:
@@ -190,7 +125,7 @@ class ServingGraph:
     samples: Monte-Carlo samples T drawn per image (>= 1). T > 1 turns the
       model's sampling layers on while the functions are traced.
     aleatoric_factor: Standard deviation per unit of ``exp(log_scale)`` (see
-      :func:`aleatoric_std_factor`).
+      :func:`aleatoric_std_factor`; :meth:`for_model` reads it from the model).
 
   Attributes:
     output_names: The output names (known after tracing).
@@ -206,8 +141,13 @@ class ServingGraph:
     self.aleatoric_factor = float(aleatoric_factor)
     self.output_names: tuple[str, ...] = ()
     # Layers that draw one sample per call for the whole batch need one pass per sample.
-    self.separate_passes = any(getattr(layer, "shares_sample_in_batch", False)
-                               for layer in sampling_layers(model))
+    self.separate_passes = models.shares_sample_in_batch(model)
+
+  @classmethod
+  def for_model(cls, model, metadata: artifacts.Metadata | None, samples: int = 1
+                ) -> "ServingGraph":
+    """The serving graph of a model, its aleatoric scale read from it or its metadata."""
+    return cls(model, samples, aleatoric_factor=aleatoric_std_factor(model, metadata))
 
   # ------------------------------------------------------------ the graph
   def depth_outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -317,12 +257,12 @@ class ServingGraph:
   # --------------------------------------------------------------- tracing
   def _traced(self, function: Callable, specs: Sequence[tf.TensorSpec]):
     """A concrete function, traced with the sampling layers on when samples > 1."""
-    set_sampling(self.model, self.samples > 1)
+    models.set_mc_sampling(self.model, self.samples > 1)
     try:
       return tf.function(function, input_signature=list(specs),
                          autograph=False).get_concrete_function()
     finally:
-      set_sampling(self.model, False)
+      models.set_mc_sampling(self.model, False)
 
   def signatures(self) -> dict[str, Any]:
     """The SavedModel signatures: ``serving_default`` and ``predict_encoded``."""

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 from absl import logging
 import numpy as np
 
-from d3tf.serving import exporter
+from d3tf import artifacts
 from d3tf.serving import protocol
 
 _PREDICT_PATH = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+))?:predict$")
@@ -70,8 +70,8 @@ class SavedModelRunner:
     if name not in self.models:
       raise RequestError("NOT_FOUND", f"Servable not found for request: Latest({name})")
     base = self.models[name]
-    return [v for v in exporter.list_versions(base)
-            if exporter.find_export(f"{base}/{v}") is not None]
+    return [v for v in artifacts.list_versions(base)
+            if artifacts.find_export(f"{base}/{v}") is not None]
 
   def load(self, name: str, version: int | None) -> tuple[Any, int]:
     """``(loaded SavedModel, version)``; the latest version when ``version`` is None."""

@@ -19,7 +19,6 @@ from scipy import signal
 from d3tf.optics import color
 from d3tf.optics import psf as psf_lib
 from d3tf.optics.camera import Camera
-from d3tf.optics.render import MIN_SUPPORT
 from d3tf.optics.render import RenderOptions
 
 
@@ -27,15 +26,12 @@ def _blur_np(stack: np.ndarray, psf: str, signed_blur_px: float, settings: Rende
              ) -> np.ndarray:
   """Blurs every channel of an [B,H,W,C] float32 array with one slab's PSF."""
   scipy_mode = "mirror" if settings.border == "reflect" else "constant"
-  if psf == "gaussian":
-    kernel = psf_lib.gaussian_kernel_1d(psf_lib.gaussian_sigma_px(signed_blur_px, settings.rho))
-    if kernel.size == 1:
-      return stack
-    out = ndimage.correlate1d(stack, kernel, axis=2, mode=scipy_mode)
-    return ndimage.correlate1d(out, kernel, axis=1, mode=scipy_mode)
-  kernel = psf_lib.disk_kernel_2d(abs(signed_blur_px))
+  kernel = psf_lib.get(psf).kernel(abs(signed_blur_px), settings.rho)
   if kernel.size == 1:
     return stack
+  if kernel.ndim == 1:  # Separable.
+    out = ndimage.correlate1d(stack, kernel, axis=2, mode=scipy_mode)
+    return ndimage.correlate1d(out, kernel, axis=1, mode=scipy_mode)
   r = kernel.shape[0] // 2
   pad_mode = "reflect" if settings.border == "reflect" else "constant"
   padded = np.pad(stack, [(0, 0), (r, r), (r, r), (0, 0)], mode=pad_mode)
@@ -43,7 +39,7 @@ def _blur_np(stack: np.ndarray, psf: str, signed_blur_px: float, settings: Rende
 
 
 def render_defocus_scipy(images: np.ndarray, depths: np.ndarray, camera: Camera,
-                         psf: str = "gaussian", **options: Any) -> np.ndarray:
+                         psf: str = psf_lib.DEFAULT_PSF, **options: Any) -> np.ndarray:
   """Reference render with NumPy and SciPy; see :func:`d3tf.optics.render_defocus`.
 
   Args:
@@ -73,7 +69,7 @@ def render_defocus_scipy(images: np.ndarray, depths: np.ndarray, camera: Camera,
   valid = valid.astype(np.float32)
   radiance = color.srgb_to_linear(images) if settings.linear_light else np.clip(images, 0, 1)
 
-  min_support = MIN_SUPPORT[psf]
+  min_support = psf_lib.get(psf).min_support
   fill = settings.normalize and settings.fill_hidden
   present = lambda value: np.where(value > min_support, value, 0.0)
   divide = lambda a, b: np.divide(a, b, out=np.zeros_like(a * b), where=b != 0)

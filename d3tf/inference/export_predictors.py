@@ -1,8 +1,7 @@
 """Predicting from exports: SavedModel and TFLite predictors.
 
-:func:`d3tf.inference.load_predictor` hands any export path to
-:func:`load_export_predictor`, which returns a :class:`SavedModelPredictor`
-or a :class:`TFLitePredictor`. Both have the interface of
+:func:`d3tf.inference.load_predictor` returns a :class:`SavedModelPredictor`
+or a :class:`TFLitePredictor` for an export path. Both have the interface of
 :class:`d3tf.inference.Predictor`: ``predict(images, samples=None) -> dict``
 and the attributes ``metadata``, ``camera``, ``input_kind`` and ``path``
 (plus ``samples``, ``outputs``, ``version`` and ``kind``).
@@ -15,14 +14,13 @@ d3tf's CLIs) gives the export's own output (logged when T > 1).
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
-
 from absl import logging
 import numpy as np
 
-from d3tf import inference
-from d3tf.serving import exporter
+from d3tf import artifacts
+from d3tf.inference.keras_predictor import DEFAULT_MAX_BATCH_PIXELS
 from d3tf.serving import protocol
+from d3tf.sizes import round_up
 
 
 class _ExportPredictor:
@@ -30,13 +28,13 @@ class _ExportPredictor:
 
   Args:
     ref: Where the export lives.
-    metadata: Its metadata (with the ``"export"`` entry).
+    metadata: Its metadata (with the ``export`` entry).
 
   Attributes:
     kind: ``"saved_model"`` or ``"tflite"``.
     path: The SavedModel version folder or the ``.tflite`` file.
     version: The export's version number (or None).
-    metadata: The metadata dict.
+    metadata: The :class:`d3tf.artifacts.Metadata`.
     camera: The training camera (:class:`d3tf.optics.Camera`), or None.
     input_kind: ``"defocus"`` or ``"sharp"``.
     samples: Monte-Carlo samples drawn per prediction (fixed at export).
@@ -45,20 +43,20 @@ class _ExportPredictor:
 
   kind = ""
 
-  def __init__(self, ref: exporter.ExportRef, metadata: Mapping[str, Any]):
+  def __init__(self, ref: artifacts.ExportRef, metadata: artifacts.Metadata):
     self.ref = ref
     self.path = ref.path
     self.version = ref.version
-    self.metadata = dict(metadata)
-    self.camera = inference.camera_from_metadata(self.metadata)
-    self.input_kind = self.metadata.get("input") or "sharp"
-    info = self.metadata.get("export") or {}
+    self.metadata = metadata
+    self.camera = metadata.camera
+    self.input_kind = metadata.input_kind
+    info = metadata.export or {}
     self.samples = int(info.get("samples", 1))
     self.outputs = tuple(info.get("outputs") or (protocol.DEPTH,))
     self._warned_samples = False
 
   def __repr__(self) -> str:
-    return (f"{type(self).__name__}({self.path!r}: {inference.describe_metadata(self.metadata)}, "
+    return (f"{type(self).__name__}({self.path!r}: {self.metadata.describe()}, "
             f"{self.samples} samples)")
 
   def _check_samples(self, samples) -> None:
@@ -121,8 +119,8 @@ class SavedModelPredictor(_ExportPredictor):
 
   kind = "saved_model"
 
-  def __init__(self, ref: exporter.ExportRef, metadata: Mapping[str, Any], *,
-               max_batch_pixels: int = inference.DEFAULT_MAX_BATCH_PIXELS):
+  def __init__(self, ref: artifacts.ExportRef, metadata: artifacts.Metadata, *,
+               max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS):
     super().__init__(ref, metadata)
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     if int(max_batch_pixels) < 1:
@@ -141,7 +139,7 @@ class SavedModelPredictor(_ExportPredictor):
   def _predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     height, width = batch.shape[1:3]
-    padded = (-(-height // 32) * 32) * (-(-width // 32) * 32)
+    padded = round_up(height) * round_up(width)
     chunk = max(1, self.max_batch_pixels // (padded * self.samples))
     parts = []
     for start in range(0, len(batch), chunk):
@@ -164,7 +162,7 @@ class TFLitePredictor(_ExportPredictor):
 
   kind = "tflite"
 
-  def __init__(self, ref: exporter.ExportRef, metadata: Mapping[str, Any], *,
+  def __init__(self, ref: artifacts.ExportRef, metadata: artifacts.Metadata, *,
                num_threads: int | None = None):
     super().__init__(ref, metadata)
     try:
@@ -192,30 +190,26 @@ class TFLitePredictor(_ExportPredictor):
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
-def load_export_predictor(path: str | os.PathLike, *,
-                          max_batch_pixels: int = inference.DEFAULT_MAX_BATCH_PIXELS):
-  """A predictor for the export at ``path``, or None when ``path`` is no export.
+def load_export_predictor(ref: artifacts.ExportRef, *,
+                          max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS):
+  """A predictor for the export ``ref`` (see :func:`d3tf.artifacts.find_export`).
 
   Args:
-    path: A ``.tflite`` file, a version folder, or a model base folder
-      (its latest version; see :func:`d3tf.serving.exporter.find_export`).
+    ref: The export.
     max_batch_pixels: Pixel budget of one SavedModel call.
 
   Returns:
-    A :class:`SavedModelPredictor` or :class:`TFLitePredictor`, or None.
+    A :class:`SavedModelPredictor` or :class:`TFLitePredictor`.
 
   Raises:
-    FileNotFoundError: an export without metadata, or a missing ``.tflite``.
+    FileNotFoundError: an export without metadata.
     ValueError: an export that cannot be loaded, naming it.
   """
-  ref = exporter.find_export(path)
-  if ref is None:
-    return None
-  meta = inference.read_metadata(ref.metadata_path)
+  meta = artifacts.read_metadata(ref.metadata_path)
   if ref.kind == "saved_model":
     predictor = SavedModelPredictor(ref, meta, max_batch_pixels=max_batch_pixels)
   else:
     predictor = TFLitePredictor(ref, meta)
-  for line in exporter.describe_export(ref, meta).splitlines():
+  for line in artifacts.describe_export(ref, meta).splitlines():
     logging.info("%s", line)
   return predictor

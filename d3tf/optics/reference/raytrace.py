@@ -51,11 +51,13 @@ from typing import Callable, Sequence, Union
 import numpy as np
 from scipy import ndimage
 
+from d3tf.optics import color
 from d3tf.optics import psf as psf_lib
 from d3tf.optics.camera import Camera
 
 #: Aperture sample distributions and the PSF each one produces.
-APERTURES = ("disk", "gaussian")
+#: Lens weightings: one per PSF of the registry (:func:`d3tf.optics.psf.names`).
+APERTURES = psf_lib.names()
 #: Default number of aperture samples.
 DEFAULT_NUM_SAMPLES = 512
 #: The golden angle, in radians: the angular step of a Vogel spiral.
@@ -63,19 +65,6 @@ _GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 
 #: A texture: ``f(u, v) -> [..., 3]`` sRGB values in [0, 1] at card coordinates.
 TextureFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-# ------------------------------------------------------------------- colour
-def srgb_to_linear(values: np.ndarray) -> np.ndarray:
-  """Decodes sRGB values in [0, 1] to linear light (NumPy twin of d3tf.optics.color)."""
-  x = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-  return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(values: np.ndarray) -> np.ndarray:
-  """Encodes linear-light values in [0, 1] as sRGB (inverse of :func:`srgb_to_linear`)."""
-  x = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-  return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1.0 / 2.4) - 0.055)
 
 
 # ----------------------------------------------------------------- textures
@@ -316,8 +305,8 @@ def aperture_samples(aperture: str, num_samples: int, aperture_diameter_m: float
     ``(points, weights)``: float64 ``[n, 2]`` points (x, y) on the lens plane,
     metres, and ``[n]`` weights summing to one.
   """
-  if aperture not in APERTURES:
-    raise ValueError(f"aperture must be one of {APERTURES}, got {aperture!r}")
+  if aperture not in psf_lib.names():
+    raise ValueError(f"aperture must be one of {psf_lib.names()}, got {aperture!r}")
   if int(num_samples) != num_samples or num_samples < 1:
     raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
   if not aperture_diameter_m > 0:
@@ -326,13 +315,7 @@ def aperture_samples(aperture: str, num_samples: int, aperture_diameter_m: float
     raise ValueError(f"rho must be positive, got {rho!r}")
   k = np.arange(int(num_samples), dtype=np.float64)
   spiral = np.sqrt((k + 0.5) / num_samples)  # Radii of a unit Vogel spiral.
-  if aperture == "disk":
-    radius = 0.5 * aperture_diameter_m * spiral
-    weights = np.ones_like(radius)
-  else:
-    sigma = rho * aperture_diameter_m
-    radius = psf_lib.GAUSSIAN_TRUNCATE * sigma * spiral
-    weights = np.exp(-0.5 * (radius / sigma) ** 2)
+  radius, weights = psf_lib.get(aperture).aperture(spiral, aperture_diameter_m, rho)
   theta = k * _GOLDEN_ANGLE
   points = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=-1)
   return points, weights / weights.sum()
@@ -393,7 +376,7 @@ def _trace(scene: CardScene, camera: Camera, focal_x: np.ndarray, focal_y: np.nd
     if not hit.any():
       continue
     values = np.asarray(card.texture(u[hit], v[hit]), dtype=np.float64)
-    colour[hit] = values if srgb else srgb_to_linear(values)
+    colour[hit] = values if srgb else color.srgb_to_linear(np.asarray(values, np.float64))
     depth[hit] = card.depth_m
     unresolved &= ~hit
     if not unresolved.any():
@@ -455,7 +438,7 @@ def render_thin_lens(scene: CardScene, camera: Camera, height: int, width: int,
     radiance, _ = _trace(scene, camera, focal_x, focal_y, points[:, 0, None, None],
                          points[:, 1, None, None], srgb=False)
     total += np.tensordot(weights[start:start + int(chunk_size)], radiance, axes=1)
-  return linear_to_srgb(total)
+  return color.linear_to_srgb(np.asarray(total, np.float64))
 
 
 # --------------------------------------------------------------- evaluation
