@@ -232,8 +232,8 @@ def write_metadata(path: str | os.PathLike, *, camera: Any = None, input_kind: s
     meta[key] = value
   _check_metadata(meta, target)
   os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-  with open(target, "w") as f:
-    json.dump(meta, f, indent=2)
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.write_text(target, json.dumps(meta, indent=2))
   return target
 
 
@@ -558,7 +558,9 @@ def load_model(path: str | os.PathLike, checkpoint: str = "auto"):
   import d3tf.losses  # pylint: disable=g-import-not-at-top,unused-import
   import d3tf.models  # pylint: disable=g-import-not-at-top,unused-import
 
+  from d3tf import model_files  # pylint: disable=g-import-not-at-top
   model_path = resolve_model_path(path, checkpoint)
+  model_files.check_keras_file(model_path)  # Empty or truncated: say so (Keras: "not found").
   try:
     model = keras.models.load_model(model_path, compile=False)
   except Exception as e:  # Keras raises many types for bad archives.
