@@ -51,7 +51,6 @@ TensorBoard; the model config in ``d3tf_metadata.json`` records the options
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import sys
 

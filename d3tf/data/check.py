@@ -11,7 +11,6 @@ Exit status 1 if any sample is bad, so that it can gate a training script::
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app
