@@ -92,7 +92,12 @@ _SPLIT = flags.DEFINE_string(
 _SPLITS_PATH = flags.DEFINE_string("splits_path", None, "NYU splits.mat (default: splits.mat "
                                    "beside --data_path).")
 _DEPTH_DIR = flags.DEFINE_string("depth_dir", None, "folder: depth files in another folder.")
-_DEPTH_SCALE = flags.DEFINE_float("depth_scale", 0.001, "folder: metres per depth PNG unit.")
+_DEPTH_SCALE = flags.DEFINE_float("depth_scale", 0.001, "folder: metres per depth PNG unit "
+                                  "(0.001: millimetres; 1: metres).")
+_ON_ERROR = flags.DEFINE_enum(
+    "on_error", "raise", ["raise", "skip"],
+    "A bad example: 'raise' stops with one line naming the file; 'skip' leaves it out and "
+    "reports the count and the files in the log and in the JSON ('skipped_examples').")
 _NUM_EXAMPLES = flags.DEFINE_integer(
     "num_examples", None, "Evaluate the first N images (default: all; procedural: "
     f"{_DEFAULT_PROCEDURAL_EXAMPLES}).", lower_bound=1)
@@ -202,24 +207,37 @@ def make_reader(dataset: str, dfd_aperture: str):
   The reader's ``split`` attribute (where it has one) is the split actually
   read: nyu_png without splits.mat reads every image.
   """
+  reader = _make_reader(dataset, dfd_aperture)
+  _READERS.append(reader)  # For the report of skipped examples.
+  return reader
+
+
+_READERS = []
+
+
+def _make_reader(dataset: str, dfd_aperture: str):
   from d3tf.data import readers  # pylint: disable=g-import-not-at-top
+  from d3tf.data.readers import folder  # pylint: disable=g-import-not-at-top
   path = _require_data_path()
+  on_error = _ON_ERROR.value
   if dataset == "nyu_png":
     split, splits_path = _nyu_split(path)
     if split != "all" and splits_path is None:
       logging.warning("nyu_png: no splits.mat in %s and no --splits_path: evaluating every image "
                       "in the folder (as --split=all)", path)
       split = "all"
-    return readers.NyuPngReader(path, split=split, splits_path=splits_path)
+    return readers.NyuPngReader(path, split=split, splits_path=splits_path, on_error=on_error)
   if dataset == "nyu_mat":
     split, splits_path = _nyu_split(os.path.dirname(os.path.abspath(path)))
-    return readers.NyuMatReader(path, split=split, splits_path=splits_path)
+    return readers.NyuMatReader(path, split=split, splits_path=splits_path, on_error=on_error)
   if dataset == "dfd":
-    return readers.DfdReader(path, aperture=dfd_aperture, split=_SPLIT.value)
+    return readers.DfdReader(path, aperture=dfd_aperture, split=_SPLIT.value, on_error=on_error)
   if dataset == "middlebury":
-    return readers.MiddleburyReader(path)
+    return readers.MiddleburyReader(path, on_error=on_error)
   if dataset == "folder":
-    return readers.FolderReader(path, _DEPTH_DIR.value, depth_scale=_DEPTH_SCALE.value)
+    # One layout for train and evaluate: rgb/ + depth/, one folder with suffixes, --depth_dir.
+    return folder.folder_reader_for(path, _DEPTH_SCALE.value, depth_dir=_DEPTH_DIR.value,
+                                    on_error=on_error)
   raise ValueError(f"no reader for dataset {dataset!r}")
 
 
@@ -427,6 +445,10 @@ def main(argv):
   dataset = _DATASET.value
   if dataset != "procedural":
     _require_data_path()
+  if _FOCUS.value is not None or _F_NUMBER.value is not None:
+    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    # Checks the camera values now, before the slow model load.
+    Camera.nyu().with_parameters(f_number=_F_NUMBER.value, focus_distance_m=_FOCUS.value)
 
   start = time.time()
   try:
@@ -453,6 +475,8 @@ def main(argv):
                       "photos carry the real blur of their camera")
     logging.info("DFD: the real %s photos are used as they are (camera %s; nothing rendered)",
                  dfd_aperture, dfd_camera.to_dict())
+    from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+    camera_match.warn_if_mismatch(predictor.camera, dfd_camera, f"the DFD {dfd_aperture} photos")
   logging.info("Model %s expects %s.", predictor.path, predictor.metadata.describe())
 
   if dataset == "diw":
@@ -477,13 +501,17 @@ def main(argv):
       "seconds": round(time.time() - start, 2),
       "command_line": " ".join(sys.argv),
   }
+  if _ON_ERROR.value == "skip":
+    from d3tf.data import stream_errors  # pylint: disable=g-import-not-at-top
+    report["skipped_examples"] = stream_errors.skip_report(_READERS)
+    stream_errors.log_skip_report(report["skipped_examples"])
   if dfd_camera is not None:
     report["dfd_aperture"] = dfd_aperture
     report["camera"] = dfd_camera.to_dict()
   path = _OUTPUT_JSON.value or _default_json_path(predictor.path, dataset)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(_json_ready(report), f, indent=2, allow_nan=False)
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.write_text(path, json.dumps(_json_ready(report), indent=2, allow_nan=False))
   logging.info("Wrote %s", os.path.abspath(path))
   _write_sparsification_plot(report, path)
 
@@ -508,4 +536,5 @@ def _write_sparsification_plot(report: dict[str, Any], json_path: str) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
+  cli_errors.run(main)

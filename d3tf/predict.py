@@ -43,7 +43,6 @@ Examples::
 from __future__ import annotations
 
 import glob
-import math
 import os
 
 from absl import app
@@ -53,7 +52,6 @@ import numpy as np
 
 from d3tf import artifacts
 from d3tf import inference
-from d3tf.optics import camera as camera_lib
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Standard deviations of Predictor.predict written as files: key (file name part), bar label.
@@ -85,6 +83,12 @@ _PITCH = flags.DEFINE_float("pixel_pitch_um", None, "Your camera's pixel pitch, 
 _FOCUS = flags.DEFINE_float("focus_distance_m", None, "Your camera's focus distance, metres.")
 _MAX_DEPTH = flags.DEFINE_float("color_max_depth_m", None, "Top of the colour scale, metres "
                                 "(default: the model's maximum depth).")
+
+_MAX_TILE_PIXELS = flags.DEFINE_integer(
+    "max_tile_pixels", 1024 * 1024, "Bounded memory for large photos: a photo with more pixels "
+    "is predicted in overlapping square tiles of at most this many pixels (side a multiple of "
+    "32; 64 px overlap, blended; see d3tf.tiling) and the depth comes back at its full "
+    "resolution. 0: one pass whatever the size.", lower_bound=0)
 
 flags.mark_flags_as_required(["model", "input"])
 
@@ -156,20 +160,9 @@ def stated_camera(model_camera):
 
 
 def camera_differences(model_camera, user_camera) -> list[str]:
-  """Human-readable differences between two cameras (relative tolerance 1e-3)."""
-  if model_camera is None and user_camera == "none":
-    return []
-  if model_camera is None:
-    return ["the model was trained on all-in-focus images, not on a camera's defocus blur"]
-  if user_camera == "none":
-    return ["you stated all-in-focus photos, but the model was trained on defocused ones"]
-  model_params, user_params = model_camera.to_dict(), user_camera.to_dict()
-  diffs = []
-  for key, label, scale, unit in camera_lib.PARAMETERS:
-    a, b = model_params[key], user_params[key]
-    if not math.isclose(a, b, rel_tol=1e-3):
-      diffs.append(f"{label} {b * scale:g}{unit} (model: {a * scale:g}{unit})")
-  return diffs
+  """Human-readable differences between two cameras (see d3tf.optics.camera_match)."""
+  from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+  return camera_match.camera_differences(model_camera, user_camera)
 
 
 def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
@@ -206,19 +199,21 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
+  from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+  from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
 
+  from d3tf import tiling  # pylint: disable=g-import-not-at-top
+
+  stated_camera(Camera.nyu())  # Checks the camera flags now, before the slow model load.
+  if _MAX_TILE_PIXELS.value:
+    tiling.tile_side(_MAX_TILE_PIXELS.value)  # Raises ValueError for a budget below 32x32.
   predictor = inference.load_predictor(_MODEL.value, checkpoint=_CHECKPOINT.value)
   logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
-  logging.info("Camera the model was trained with: %s", predictor.camera.describe()
-               if predictor.camera is not None else "none (all-in-focus input)")
+  logging.info("Camera the model was trained with: %s",
+               camera_match.describe_camera(predictor.camera))
   user_camera = stated_camera(predictor.camera)
   if user_camera is not None:
-    diffs = camera_differences(predictor.camera, user_camera)
-    if diffs:
-      logging.warning("Your camera differs from the model's training camera: %s. Depth from "
-                      "defocus depends on the camera: expect wrong depth unless the photos "
-                      "match the model's camera.", "; ".join(diffs))
-    else:
+    if not camera_match.warn_if_mismatch(predictor.camera, user_camera, "your photos"):
       logging.info("Your stated camera matches the model's.")
   elif predictor.camera is not None:
     logging.info("Use photos from that camera (state yours with --camera / --focal_length_mm "
@@ -229,7 +224,9 @@ def main(argv):
   os.makedirs(out, exist_ok=True)
   for path, name in zip(paths, _output_names(paths)):
     image = common.read_image(path)
-    result = predictor.predict(image, samples=_SAMPLES.value)
+    result = (tiling.predict_tiled(predictor.predict, image, samples=_SAMPLES.value,
+                                   max_tile_pixels=_MAX_TILE_PIXELS.value)
+              if _MAX_TILE_PIXELS.value else predictor.predict(image, samples=_SAMPLES.value))
     depth = result["depth"][0]
     np.save(os.path.join(out, f"{name}_depth.npy"), depth.astype(np.float32))
     _save_png(os.path.join(out, f"{name}_depth_mm.png"),
@@ -250,4 +247,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
+  cli_errors.run(main)

@@ -87,6 +87,15 @@ _MIX_PROCEDURAL = flags.DEFINE_float(
     "frames' 480x640 and cropped alike) in the training stream: 0 = real frames only, 1 = "
     "procedural only, 0.5 = half and half. Each example's source is a seeded draw, so a "
     "resumed run continues the same stream exactly.", lower_bound=0.0, upper_bound=1.0)
+_ON_ERROR = flags.DEFINE_enum(
+    "on_error", "raise", ["raise", "skip"],
+    "A bad example (unreadable file, depth without a valid pixel or of another size than its "
+    "image, implausible depth): 'raise' stops the run with one line naming the file; 'skip' "
+    "leaves it out, logs the count and the first few names, and lists them in "
+    "MODEL_DIR/skipped_examples.json.")
+_DEPTH_SCALE = flags.DEFINE_float(
+    "depth_scale", 0.001, "folder: metres per unit of the depth PNGs (0.001: millimetres; 1: "
+    "metres). .npy depth is in metres.")
 _SPLITS_PATH = flags.DEFINE_string(
     "splits_path", None, "NYU's splits.mat (default: beside --data_path).")
 _VAL_DATA_PATH = flags.DEFINE_string(
@@ -284,25 +293,34 @@ def variational_blocks() -> tuple[int, ...]:
 
 def _reader(path: str, split: str):
   """A d3tf.data reader of --dataset for ``split`` ("train" or "test")."""
+  reader = _make_reader(path, split)
+  _READERS.append(reader)  # For the report of skipped examples.
+  return reader
+
+
+_READERS = []
+
+
+def _make_reader(path: str, split: str):
   from d3tf import data  # pylint: disable=g-import-not-at-top
+  from d3tf.data.readers import folder  # pylint: disable=g-import-not-at-top
   name = _DATASET.value
+  on_error = _ON_ERROR.value
   if name == "nyu_mat":
-    return data.NyuMatReader(path, split=split, splits_path=_SPLITS_PATH.value)
+    return data.NyuMatReader(path, split=split, splits_path=_SPLITS_PATH.value,
+                             on_error=on_error)
   if name == "nyu_png":
     splits = _SPLITS_PATH.value or os.path.join(path, "splits.mat")
-    return data.NyuPngReader(path, split=split, splits_path=splits)
+    return data.NyuPngReader(path, split=split, splits_path=splits, on_error=on_error)
   if name == "nyu_densedepth":
     return data.NyuDenseDepthReader(path, split="train" if split == "train" else "validation",
-                                    val_scenes=_VAL_SCENES.value)
+                                    val_scenes=_VAL_SCENES.value, on_error=on_error)
   if name == "dfd":
-    return data.DfdReader(path, aperture="N2_8", split=split)
+    return data.DfdReader(path, aperture="N2_8", split=split, on_error=on_error)
   if name == "folder":
-    rgb, depth = os.path.join(path, "rgb"), os.path.join(path, "depth")
-    if not (os.path.isdir(rgb) and os.path.isdir(depth)):
-      raise ValueError(f"{path}: --dataset=folder expects rgb/ and depth/ sub-folders")
-    return data.FolderReader(rgb, depth)
+    return folder.folder_reader_for(path, _DEPTH_SCALE.value, on_error=on_error)
   if name == "tfrecord":
-    return data.TFRecordReader(path)
+    return data.TFRecordReader(path, on_error=on_error)
   raise ValueError(f"unknown dataset {name!r}")
 
 
@@ -414,10 +432,10 @@ def _write_run_files(model_dir: str, camera, model_config, crop: int, resuming: 
     changed = sorted(set(flagfile.splitlines()) ^ old)
     if changed:
       logging.warning("Resuming with flags that differ from %s: %s", flags_path, changed)
-  with open(flags_path, "w") as f:
-    f.write(flagfile)
-  with open(os.path.join(model_dir, "command_line.txt"), "a") as f:
-    f.write(" ".join([sys.executable] + sys.argv) + "\n")
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.write_text(flags_path, flagfile)
+  atomic_io.append_text(os.path.join(model_dir, "command_line.txt"),
+                        " ".join([sys.executable] + sys.argv) + "\n")
   train_data = _DATASET.value if _DATASET.value == "procedural" else (
       f"{_DATASET.value}:{_DATA_PATH.value}")
   if _DATASET.value == "nyu_densedepth":
@@ -486,7 +504,6 @@ def main(argv):
   if model_dir is None:
     model_dir = os.path.join("runs", datetime.datetime.now().strftime("%Y%m%d_%H%M%S"))
     flags.FLAGS.model_dir = model_dir  # So flags.txt names it and resumes it.
-  os.makedirs(model_dir, exist_ok=True)
   model_dir_abs = os.path.abspath(model_dir)
   logging.info("Outputs go to %s", model_dir_abs)
 
@@ -495,6 +512,10 @@ def main(argv):
   from d3tf import models  # pylint: disable=g-import-not-at-top
   from d3tf.training import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
   from d3tf.training import keras_metrics  # pylint: disable=g-import-not-at-top
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  from d3tf import model_files  # pylint: disable=g-import-not-at-top
+  from d3tf.data import stream_errors  # pylint: disable=g-import-not-at-top
+  from d3tf.training import best_checkpoint  # pylint: disable=g-import-not-at-top
 
   keras.utils.set_random_seed(_SEED.value)
   camera = camera_from_flags()
@@ -532,6 +553,7 @@ def main(argv):
     overrides["aleatoric"] = _ALEATORIC.value
   config = getattr(models.D3NetConfig, model_size)(**overrides)
   backup_dir = os.path.join(model_dir, "backup")
+  os.makedirs(model_dir, exist_ok=True)  # Only now: a refused run leaves nothing behind.
   state = callbacks_lib.load_state(backup_dir)
   _write_run_files(model_dir, camera, config, crop, resuming=state is not None, extra=extra)
 
@@ -556,18 +578,17 @@ def main(argv):
   final_path = os.path.join(model_dir, "model.keras")
   if start_step >= total:
     logging.info("Already trained for %d steps (planned %d): nothing to do.", start_step, total)
-    if not os.path.exists(final_path):
-      model.save(final_path)
+    model_files.ensure_saved(model, final_path)  # Missing or unreadable after a kill: rewrite.
     logging.info("Outputs are in %s", model_dir_abs)
     return
 
   monitor = _MONITOR if val is not None else "loss"
-  best_cb = keras.callbacks.ModelCheckpoint(
-      os.path.join(model_dir, "best.keras"), monitor=monitor, mode="min", save_best_only=True,
-      initial_value_threshold=best, verbose=0)
+  best_cb = best_checkpoint.BestCheckpoint(  # Atomic, unlike keras' ModelCheckpoint.
+      os.path.join(model_dir, "best.keras"), monitor=monitor, mode="min",
+      initial_value_threshold=best)
   image_batch = None
   if val is not None and _NUM_IMAGES.value:
-    for inputs, depth in val.take(1):
+    for inputs, depth in stream_errors.call(list, val.take(1)):
       image_batch = (inputs[:_NUM_IMAGES.value], depth[:_NUM_IMAGES.value].numpy())
   callbacks = [
       best_cb,
@@ -593,15 +614,19 @@ def main(argv):
   epoch, done_in_epoch = divmod(start_step, steps_per_epoch)
   verbose = _progress_verbose()
   if done_in_epoch:  # Finish the interrupted epoch first, with its remaining steps.
-    model.fit(train_dataset(start_step), initial_epoch=epoch, epochs=epoch + 1,
+    stream_errors.call(  # A bad example: a clean DataError, no hang (see stream_errors).
+        model.fit, train_dataset(start_step), initial_epoch=epoch, epochs=epoch + 1,
               steps_per_epoch=steps_per_epoch - done_in_epoch, validation_data=val,
               callbacks=callbacks, verbose=verbose, shuffle=False)
     epoch += 1
   if epoch < epochs and not model.stop_training:
-    model.fit(train_dataset(epoch * steps_per_epoch), initial_epoch=epoch, epochs=epochs,
+    stream_errors.call(
+        model.fit, train_dataset(epoch * steps_per_epoch), initial_epoch=epoch, epochs=epochs,
               steps_per_epoch=steps_per_epoch, validation_data=val, callbacks=callbacks,
               verbose=verbose, shuffle=False)
-  model.save(final_path)
+  atomic_io.save_model(model, final_path)
+  if _ON_ERROR.value == "skip":
+    stream_errors.write_skip_report(_READERS, model_dir)
   logging.info("Done: %d steps. Final model %s; best (%s %s) %s; TensorBoard: tensorboard "
                "--logdir %s", int(model.optimizer.iterations.numpy()), final_path, monitor,
                best_cb.best, os.path.join(model_dir, "best.keras"),
@@ -610,4 +635,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
+  cli_errors.run(main)
