@@ -43,6 +43,7 @@ from absl import flags
 import numpy as np
 
 from d3tf.optics import Camera
+from d3tf.optics import psf as psf_lib
 from d3tf.optics.reference import raytrace as rt
 from d3tf.optics import render_defocus
 
@@ -52,7 +53,7 @@ _SAMPLES = flags.DEFINE_integer("samples", 512, "Aperture samples of the ray tra
 _OUTPUT = flags.DEFINE_string("output", None, "Markdown file to write the results to.")
 _SCENES = flags.DEFINE_list("scenes", None, "Subset of scenes to run (default: all).")
 
-PSFS = ("gaussian", "disk")
+PSFS = psf_lib.names()
 #: Text after this line of the output file is kept when the benchmark re-runs.
 _NOTES_MARKER = "<!-- notes: kept across re-runs -->"
 #: Ablation: the paper mode with one improvement switched on at a time.

@@ -31,13 +31,15 @@ from absl import flags
 from absl import logging
 import numpy as np
 
+from d3tf.optics import psf as psf_lib
+
 _OUTPUT = flags.DEFINE_string("output", "benchmarks/results/render_speed.md",
                               "Markdown file for the results ('' to only log them).")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Images per batch.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed TF batches (after tracing and a warm-up).")
 _SCIPY_REPEATS = flags.DEFINE_integer("scipy_repeats", 1, "Timed SciPy batches.")
 _SIZES = flags.DEFINE_list("sizes", ["256x256", "480x640"], "HxW image sizes.")
-_PSFS = flags.DEFINE_list("psfs", ["gaussian", "disk"], "PSF shapes.")
+_PSFS = flags.DEFINE_list("psfs", list(psf_lib.names()), "PSF shapes.")
 
 
 def _scenes(batch: int, height: int, width: int):

@@ -146,7 +146,14 @@ def define_data_flags() -> None:
   flags.DEFINE_string("split", None, "procedural: train|validation|test; nyu_*: train|test|all; "
                       "dfd: train|test. Default: test (preview: train).")
   flags.DEFINE_string("depth_dir", None, "folder: depth files in another folder.")
-  flags.DEFINE_float("depth_scale", 0.001, "Metres per unit of a depth PNG (0.001: mm).")
+  flags.DEFINE_float("depth_scale", 0.001, "folder (and render --depth): metres per unit of "
+                     "the depth PNGs (0.001: millimetres; 1: metres). .npy depth is in metres.")
+  flags.DEFINE_enum(
+      "on_error", "raise", ["raise", "skip"],
+      "A bad example (unreadable file, depth without a valid pixel or of another size than its "
+      "image, implausible depth): 'raise' stops with one line naming the file; 'skip' leaves "
+      "it out and reports the count and the files (train: MODEL_DIR/skipped_examples.json; "
+      "evaluate: the JSON's 'skipped_examples').")
   flags.DEFINE_integer("height", 256, "Height of procedural scenes, pixels.", lower_bound=32)
   flags.DEFINE_integer("width", 256, "Width of procedural scenes, pixels.", lower_bound=32)
 
@@ -197,6 +204,7 @@ TRAINING_FLAG_FIELDS = {
     "crop_size": ("data", "crop_size"), "batch_size": ("data", "batch_size"),
     "augment": ("data", "augment"), "flips": ("data", "flips"),
     "val_scenes": ("data", "val_scenes"), "mix_procedural": ("data", "mix_procedural"),
+    "depth_scale": ("data", "depth_scale"), "on_error": ("data", "on_error"),
     **_CAMERA_FIELDS,
     "input_kind": ("render", "input"), "psf": ("render", "psf"),
     "render_mode": ("render", "mode"), "render_bits": ("render", "bits"),
@@ -446,13 +454,18 @@ def define_eval_flags() -> None:
                     "curves behind AUSE: mean absolute error or RMSE (metres).")
   flags.DEFINE_float("bin_width_m", 1.0, "Width of the depth bins of the per-bin RMS, metres "
                      "(bins from 0 to --max_depth_m).")
-  flags.DEFINE_string("output_json", None, "Where to write the results (default: "
-                      "eval_<dataset>_<split>.json beside the model file).")
+  define_output_json_flag()
   flags.DEFINE_boolean("per_image", True, "Include each image's metrics in the JSON.")
   flags.DEFINE_string(
       "sparsification_plot", None, "With uncertainty metrics: also draw the mean "
       "sparsification curve as a PNG here (default: <output_json>_sparsification.png; '' for "
       "none).")
+
+
+def define_output_json_flag() -> None:
+  if _once("output_json"):
+    flags.DEFINE_string("output_json", None, "Where to write the report as JSON (evaluate's "
+                        "default: eval_<dataset>_<split>.json beside the model file).")
 
 
 def eval_config_from_flags():
@@ -466,7 +479,7 @@ def eval_config_from_flags():
   return eval_lib.EvalConfig(
       model=FLAGS.model, checkpoint=FLAGS.checkpoint, dataset=dataset_from_flags(),
       data_path=FLAGS.data_path, split=FLAGS.split or "test", splits_path=FLAGS.splits_path,
-      depth_dir=FLAGS.depth_dir, depth_scale=FLAGS.depth_scale,
+      depth_dir=FLAGS.depth_dir, depth_scale=FLAGS.depth_scale, on_error=FLAGS.on_error,
       num_examples=FLAGS.num_examples, height=FLAGS.height, width=FLAGS.width,
       dfd_aperture=FLAGS.dfd_aperture, max_depth_m=FLAGS.max_depth_m,
       min_depth_m=FLAGS.min_depth_m, eigen_crop=FLAGS.eigen_crop,
@@ -496,6 +509,11 @@ def define_predict_flags() -> None:
                       "glob pattern (quoted).")
   flags.DEFINE_float("color_max_depth_m", None, "Top of the colour scale, metres (default: "
                      "the model's maximum depth).")
+  flags.DEFINE_integer(
+      "max_tile_pixels", 1024 * 1024, "Bounded memory for large photos: a photo with more "
+      "pixels is predicted in overlapping square tiles of at most this many pixels (see "
+      "d3tf.tiling) and the depth comes back at its full resolution. 0: one pass whatever the "
+      "size.", lower_bound=0)
 
 
 def images_from_flags() -> str:

@@ -60,15 +60,22 @@ def main(argv):
   try:
     paths = predict_lib.list_inputs(flags_lib.images_from_flags())
     camera = flags_lib.camera_config_from_flags("model")
+    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    camera.build(Camera.nyu())  # Checks the camera flags before the slow model load.
+    if FLAGS.max_tile_pixels:
+      from d3tf import tiling  # pylint: disable=g-import-not-at-top
+      tiling.tile_side(FLAGS.max_tile_pixels)  # A budget below 32x32 is refused now.
     predictor = inference.load_predictor(FLAGS.model, checkpoint=FLAGS.checkpoint)
     logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
     predict_lib.check_camera(predictor.camera, camera)
     predict_lib.predict_files(predictor, paths, FLAGS.output_dir or "predictions",
                               samples=FLAGS.samples or 1,
-                              color_max_depth_m=FLAGS.color_max_depth_m)
+                              color_max_depth_m=FLAGS.color_max_depth_m,
+                              max_tile_pixels=FLAGS.max_tile_pixels)
   except (FileNotFoundError, ValueError) as e:
     raise flags_lib.usage_error(e) from None
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
+  cli_errors.run(main)

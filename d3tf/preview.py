@@ -53,4 +53,5 @@ def main(argv: Sequence[str]) -> None:
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
+  cli_errors.run(main)

@@ -55,10 +55,10 @@ def _write_flagfile(model_dir: str, config) -> None:
       changed = sorted(set(text.splitlines()) ^ set(f.read().splitlines()))
     if changed:
       logging.warning("Flags differ from %s: %s", path, changed)
-  with open(path, "w") as f:
-    f.write(text)
-  with open(os.path.join(model_dir, layout.COMMAND_LINE_FILENAME), "a") as f:
-    f.write(flags_lib.command_line() + "\n")
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.write_text(path, text)
+  atomic_io.append_text(os.path.join(model_dir, layout.COMMAND_LINE_FILENAME),
+                        flags_lib.command_line() + "\n")
 
 
 def main(argv):
@@ -69,13 +69,13 @@ def main(argv):
     FLAGS.model_dir = os.path.join(  # So flags.txt names it and resumes it.
         "runs", datetime.datetime.now().strftime("%Y%m%d_%H%M%S"))
   from d3tf.experiment import train_lib  # pylint: disable=g-import-not-at-top
-  os.makedirs(FLAGS.model_dir, exist_ok=True)
-  _write_flagfile(FLAGS.model_dir, config)
   try:
-    train_lib.run_training(config, FLAGS.model_dir)
+    train_lib.run_training(config, FLAGS.model_dir,
+                           on_model_dir=lambda path: _write_flagfile(path, config))
   except ValueError as e:  # Bad data paths, init_from, config values.
     raise flags_lib.usage_error(e) from e
 
 
 if __name__ == "__main__":
-  app.run(main)
+  from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
+  cli_errors.run(main)

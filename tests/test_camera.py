@@ -102,3 +102,9 @@ def test_with_parameters_takes_the_units_people_quote():
   assert Camera.nyu().with_parameters() == Camera.nyu()
   with pytest.raises(ValueError, match="f_number"):
     Camera.nyu().with_parameters(f_number=0)
+
+
+def test_camera_describes_itself_in_quoted_units():
+  assert Camera.nyu(2.0).describe() == (
+      "focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m")
+  assert "focal length 35 mm" in Camera.dslr_d200_35mm().describe()

@@ -119,7 +119,7 @@ def test_file_and_glob_and_camera_warning(model_dir, photos, tmp_path):
       predict_lib_camera(), config_lib.CameraConfig("model", f_number=4.0)) == [
           "f-number 4 (model: 2.8)"]
   assert predict_lib.check_camera(predict_lib_camera(), config_lib.CameraConfig("none")) == [
-      "you stated all-in-focus photos, but the model was trained on defocused ones"]
+      "the photos are all-in-focus, but the model was trained on defocused ones"]
 
 
 def predict_lib_camera():
@@ -153,7 +153,8 @@ def test_predict_from_saved_model_and_tflite_exports(model_dir, photos, tmp_path
     assert not list(out.glob("*_std*"))  # Exported with one deterministic sample.
     description = artifacts.describe_export(*artifacts.read_export(str(path)))
     assert shown in description and "Training data: procedural" in description
-    assert predict_lib.describe_camera(predictor.camera) == (
+    from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+    assert camera_match.describe_camera(predictor.camera) == (
         "focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m")
     depth[kind] = np.load(out / "wide_depth.npy")
   np.testing.assert_allclose(depth["tflite"], depth["saved_model"], atol=1e-4)

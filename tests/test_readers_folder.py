@@ -123,3 +123,27 @@ def test_folder_checks(tmp_path):
     folder.FolderReader(tmp_path / "nope")
   with pytest.raises(ValueError, match="depth_scale"):
     folder.FolderReader(tmp_path, tmp_path / "..", depth_scale=0)
+
+
+def test_folder_reader_for_accepts_train_and_one_folder_layouts(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  image = np.zeros((8, 8, 3), np.uint8)
+  depth = np.full((8, 8), 2000, np.uint16)
+  two = tmp_path / "two"
+  (two / "rgb").mkdir(parents=True)
+  (two / "depth").mkdir()
+  Image.fromarray(image).save(two / "rgb" / "0001.jpg")
+  Image.fromarray(depth).save(two / "depth" / "0001.png")
+  one = tmp_path / "one"
+  one.mkdir()
+  Image.fromarray(image).save(one / "0001_colors.png")
+  Image.fromarray(depth).save(one / "0001_depth.png")
+  for path in (two, one):
+    reader = folder.folder_reader_for(path)
+    assert [s.name for s in reader.samples()] == ["0001"]
+    assert float(reader.load(0)[1][0, 0]) == pytest.approx(2.0)
+  (tmp_path / "half" / "rgb").mkdir(parents=True)
+  with pytest.raises(ValueError, match=r"half: has rgb/ but not depth/; a folder dataset is "):
+    folder.folder_reader_for(tmp_path / "half")
+  with pytest.raises(ValueError, match="not a folder"):
+    folder.folder_reader_for(tmp_path / "missing")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from d3tf.data import stream_errors
 from d3tf.data.readers import nyu
 from d3tf.data.readers import tfrecord
 from d3tf.data.validation import DataError
@@ -75,9 +76,13 @@ def test_bad_record_names_shard_and_sample(tmp_path):
   with tf.io.TFRecordWriter(str(path)) as writer:
     writer.write(tfrecord.encode_example(*good[0]))
     writer.write(bad.SerializeToString())
+  # The graph raises it (tf.debugging.Assert escapes the quotes); stream_errors unescapes it.
   with pytest.raises(tf.errors.InvalidArgumentError,
-                     match=r"mixed\.tfrecord \(record 'broken'\): float32 depth has 12 bytes"):
+                     match=r"mixed\.tfrecord \(record \\'broken\\'\): float32 depth has 12 bytes"):
     list(tfrecord.TFRecordReader([str(path)]).as_dataset())
+  with pytest.raises(DataError,
+                     match=r"mixed\.tfrecord \(record 'broken'\): float32 depth has 12 bytes"):
+    stream_errors.call(list, tfrecord.TFRecordReader([str(path)]).as_dataset())
   reader = tfrecord.TFRecordReader(str(path), on_error="skip")
   assert [name for name, _, _ in reader.iter_samples()] == ["s0"]
   assert reader.skipped == 1

@@ -119,3 +119,22 @@ def test_error_policy_raise_and_skip(caplog):
     lenient.handle(DataError("b.png", "worse"))
   assert lenient.skipped == 2
   assert "src: skipping sample (2 skipped so far): b.png: worse" in caplog.text
+
+
+def test_metres_read_as_millimetres_is_named():
+  # A 16-bit PNG of metres (2-4) read with the millimetre scale: depths of 2-4 mm.
+  depth = np.random.default_rng(0).integers(2, 5, (8, 8)).astype(np.float32) * 0.001
+  with pytest.raises(DataError, match=r"d\.png: 100% of the valid depth values are below "
+                     r"0\.05 m .*metres read as millimetres.*--depth_scale=1"):
+    validation.validate_depth(depth, "d.png")
+  assert validation.validate_depth(depth, "d.png", min_plausible_m=None).shape == (8, 8)
+  # A few close pixels in a real scene are fine.
+  scene = np.full((10, 10), 2.0, np.float32)
+  scene[:2] = 0.01
+  validation.validate_depth(scene, "d.png")
+
+
+def test_millimetres_read_as_metres_is_named():
+  with pytest.raises(DataError, match=r"exceed 100 m: depth looks like millimetres read as "
+                     r"metres.*--depth_scale=0\.001"):
+    validation.validate_depth(np.full((4, 4), 2500.0, np.float32), "d.npy")

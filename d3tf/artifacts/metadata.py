@@ -26,6 +26,7 @@ import json
 import os
 from typing import Any, Mapping
 
+from d3tf import atomic_io
 from d3tf.optics import psf as psf_lib
 from d3tf.optics.camera import Camera
 
@@ -290,8 +291,7 @@ def write_metadata(path: str | os.PathLike, meta: Metadata) -> str:
   if not isinstance(meta, Metadata):
     raise ValueError(f"{target}: expected a Metadata to write, got {type(meta).__name__}")
   os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-  with open(target, "w") as f:
-    json.dump(meta.to_dict(), f, indent=2)
+  atomic_io.write_text(target, json.dumps(meta.to_dict(), indent=2))
   return target
 
 

@@ -12,10 +12,8 @@ means the same files everywhere::
 dense depth) with its own reader type. A new dataset needs one
 :func:`register_dataset` call.
 
-The ``folder`` layout (train and evaluate alike): ``PATH/rgb/`` + ``PATH/depth/``
-sub-folders paired by stem; or ``depth_dir`` naming the depth folder; or one
-folder of ``NAME_colors.png`` / ``NAME_rgb.png`` / ``NAME_rgb.jpg`` with
-``NAME_depth.png`` / ``NAME_depth.npy``.
+The ``folder`` layout (train and evaluate alike) is
+:func:`d3tf.data.readers.folder.folder_reader_for`'s.
 """
 
 from __future__ import annotations
@@ -25,10 +23,6 @@ import os
 from typing import Any, Callable
 
 from absl import logging
-
-#: Suffixes of the single-folder ``folder`` layout.
-FOLDER_IMAGE_SUFFIXES = ("_colors.png", "_rgb.png", "_rgb.jpg", "_colors.jpg")
-FOLDER_DEPTH_SUFFIXES = ("_depth.png", "_depth.npy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,16 +142,8 @@ def _folder(path, split, *, depth_dir=None, depth_scale=0.001, **options):
   """rgb/ + depth/ sub-folders, an explicit depth_dir, or the suffix layout."""
   del split  # A folder has no splits: give each split its own folder.
   from d3tf.data.readers import folder  # pylint: disable=g-import-not-at-top
-  kwargs = dict(depth_scale=depth_scale, **_reader_kwargs(options))
-  rgb, depth = os.path.join(path, "rgb"), os.path.join(path, "depth")
-  if depth_dir is None and os.path.isdir(rgb) and os.path.isdir(depth):
-    return folder.FolderReader(rgb, depth, **kwargs)
-  if depth_dir is not None:
-    return folder.FolderReader(path, depth_dir, **kwargs)
-  if not os.path.isdir(path):
-    raise ValueError(f"{path}: not a folder (dataset 'folder')")
-  return folder.FolderReader(path, image_suffixes=FOLDER_IMAGE_SUFFIXES,
-                             depth_suffixes=FOLDER_DEPTH_SUFFIXES, **kwargs)
+  return folder.folder_reader_for(path, depth_scale, depth_dir=depth_dir,
+                                  **_reader_kwargs(options))
 
 
 def _middlebury(path, split, **options):

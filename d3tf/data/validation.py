@@ -16,8 +16,10 @@ Policy for bad values, chosen so that a NaN can never reach a loss:
 * A depth map with no valid pixel left, a depth map whose size differs from
   its image, an image that is not 3-channel ``uint8`` (or float in [0, 1]) and
   a depth map with values above ``max_depth_m`` (by default 100 m: depth in
-  millimetres read as metres) raise :class:`DataError`, whose message names
-  the file(s) and echoes the bad value.
+  millimetres read as metres) or with 95 % of its valid values below 5 cm
+  (metres stored as integers and read as millimetres: a real scene is not
+  that close) raise :class:`DataError`, whose message names the file(s),
+  echoes the bad value and names the likely cause.
 
 Readers offer ``on_error="skip"``: an :class:`ErrorPolicy` then logs each bad
 sample with absl.logging and counts it instead of raising.
@@ -34,6 +36,12 @@ import numpy as np
 #: Largest plausible depth, metres. A larger value almost always means depth
 #: in millimetres passed as metres.
 DEFAULT_MAX_DEPTH_M = 100.0
+#: Depth below which almost all valid pixels of a real depth map never lie: a depth map whose
+#: valid values are nearly all smaller almost always means metres stored as integers and read
+#: as millimetres (e.g. a 16-bit PNG of metres read with the scale 0.001).
+DEFAULT_MIN_PLAUSIBLE_DEPTH_M = 0.05
+#: Fraction of the valid pixels that must lie below DEFAULT_MIN_PLAUSIBLE_DEPTH_M to raise.
+IMPLAUSIBLY_NEAR_FRACTION = 0.95
 
 _ON_ERROR = ("raise", "skip")
 _NON_FINITE = ("zero", "raise")
@@ -111,7 +119,8 @@ def validate_depth(depth: np.ndarray,
                    path: str | Sequence[str],
                    *,
                    max_depth_m: float | None = DEFAULT_MAX_DEPTH_M,
-                   non_finite: str = "zero") -> np.ndarray:
+                   non_finite: str = "zero",
+                   min_plausible_m: float | None = DEFAULT_MIN_PLAUSIBLE_DEPTH_M) -> np.ndarray:
   """Checks a depth map in metres and returns it as ``float32 [H, W]``.
 
   Args:
@@ -121,6 +130,8 @@ def validate_depth(depth: np.ndarray,
       millimetres passed as metres). ``None`` disables the check.
     non_finite: ``"zero"`` turns NaN, +-inf and negative values into ``0``
       (invalid); ``"raise"`` raises DataError on them.
+    min_plausible_m: If at least 95 % of the valid values lie below it, raise
+      (metres read as millimetres). ``None`` disables the check.
 
   Returns:
     The depth, ``float32``, C-contiguous, with only finite values >= 0.
@@ -128,7 +139,7 @@ def validate_depth(depth: np.ndarray,
   Raises:
     DataError: wrong rank or dtype, empty, non-finite or negative values
       (with ``non_finite="raise"``), no valid pixel, values above
-      ``max_depth_m``.
+      ``max_depth_m``, valid values nearly all below ``min_plausible_m``.
   """
   if non_finite not in _NON_FINITE:
     raise ValueError(f"non_finite must be one of {_NON_FINITE}, got {non_finite!r}")
@@ -168,8 +179,17 @@ def validate_depth(depth: np.ndarray,
       n_over = int((depth > max_depth_m).sum())
       raise DataError(
           path, f"depth values up to {largest:g} (median {median:g}, {n_over} pixels) exceed "
-          f"{max_depth_m:g} m: is the depth in millimetres? Depth must be in metres "
-          "(e.g. scale 16-bit millimetre PNGs by 0.001)")
+          f"{max_depth_m:g} m: depth looks like millimetres read as metres. Depth must be in "
+          "metres: pass --depth_scale=0.001 for millimetre PNGs, or convert .npy depth to metres")
+  if min_plausible_m is not None:
+    values = depth[valid]
+    near = float(np.mean(values < min_plausible_m))
+    if near >= IMPLAUSIBLY_NEAR_FRACTION:
+      raise DataError(
+          path, f"{100 * near:.0f}% of the valid depth values are below {min_plausible_m:g} m "
+          f"(median {float(np.median(values)):.3g} m, max {float(values.max()):.3g} m): depth "
+          "looks like metres read as millimetres. If the depth PNGs hold metres, pass "
+          "--depth_scale=1 (metres per PNG unit); depth must be in metres")
   return np.ascontiguousarray(depth)
 
 
@@ -223,13 +243,36 @@ class ErrorPolicy:
     self.on_error = check_on_error(on_error)
     self.source = source
     self.skipped = 0
+    self._errors: dict[str, str] = {}  # First message per bad sample, in order of discovery.
     self._lock = threading.Lock()
 
   def handle(self, error: DataError) -> None:
-    """Raises ``error`` (``on_error="raise"``) or logs and counts it (``"skip"``)."""
+    """Raises ``error`` (``on_error="raise"``) or logs and counts it (``"skip"``).
+
+    A sample met again (a repeated stream meets it once per epoch) is counted
+    in :attr:`skipped` each time but logged and listed once.
+    """
     if self.on_error == "raise":
       raise error
+    key = " + ".join(error.paths) if isinstance(error, DataError) else str(error)
     with self._lock:
       self.skipped += 1
       count = self.skipped
-    logging.warning("%s: skipping sample (%d skipped so far): %s", self.source, count, error)
+      new = key not in self._errors
+      if new:
+        self._errors[key] = str(error)
+    if new:
+      logging.warning("%s: skipping sample (%d skipped so far): %s", self.source, count, error)
+
+  @property
+  def skipped_samples(self) -> list[str]:
+    """The distinct bad samples skipped so far (their files), in order of discovery."""
+    with self._lock:
+      return list(self._errors)
+
+  def report(self, max_listed: int = 20) -> dict:
+    """JSON-ready summary: ``{"source", "skipped", "distinct", "examples": [messages]}``."""
+    with self._lock:
+      messages = list(self._errors.values())
+      return {"source": self.source, "skipped": self.skipped, "distinct": len(messages),
+              "examples": messages[:max_listed]}

@@ -78,6 +78,9 @@ class DataConfig:
       others train); split by scene, never by frame.
     mix_procedural: nyu_densedepth: share of procedural scenes in the
       (resumable) training stream, 0-1.
+    depth_scale: folder: metres per unit of the depth PNGs.
+    on_error: A bad example: "raise" stops the run naming the file; "skip"
+      leaves it out and lists it in MODEL_DIR/skipped_examples.json.
   """
 
   dataset: str = "procedural"
@@ -90,6 +93,8 @@ class DataConfig:
   flips: bool = True
   val_scenes: tuple[str, ...] = ("office_0011",)
   mix_procedural: float = _bounded(0.0, 0.0, 1.0)
+  depth_scale: float = _bounded(0.001, 0.0, low_open=True)
+  on_error: str = _choices("raise", "skip", default="raise")
 
 
 @dataclasses.dataclass
@@ -362,7 +367,10 @@ class ExperimentConfig:
     from d3tf.data import registry  # pylint: disable=g-import-not-at-top
     if registry.get_dataset(self.data.dataset).real_defocus:
       from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
-      return Camera.dslr_d200_35mm(f_number=2.8).with_parameters(**self.camera.overrides())
+      try:
+        return Camera.dslr_d200_35mm(f_number=2.8).with_parameters(**self.camera.overrides())
+      except ValueError as e:
+        raise ConfigError("camera", self.camera.overrides(), f"camera: {e}") from None
     if self.render.input == "sharp" or self.camera.preset == "none":
       return None
     return self.camera.build()
@@ -418,6 +426,7 @@ class ExperimentConfig:
                         f"training.loss={training.loss} does not apply with model.aleatoric="
                         f"{model.aleatoric}: the model is trained with the {model.aleatoric} "
                         "negative log-likelihood")
+    self.build_camera()  # The camera's values (plausible ranges, units), named.
     if self.runtime.distribution_strategy in ("multi_worker", "tpu"):
       raise ConfigError("runtime.distribution_strategy", self.runtime.distribution_strategy,
                         f"runtime.distribution_strategy={self.runtime.distribution_strategy} "

@@ -39,6 +39,8 @@ class EvalConfig:
     dataset: A :mod:`d3tf.data.registry` name (procedural, nyu_png, nyu_mat,
       dfd, middlebury, folder, diw).
     data_path, split, splits_path, depth_dir, depth_scale: The data source.
+    on_error: A bad example: "raise" stops naming the file; "skip" leaves it
+      out and reports it (the JSON's "skipped_examples").
     num_examples: Evaluate the first N images (None: all; procedural 32).
     height, width: Size of procedural scenes.
     dfd_aperture: "auto" (N2_8 for a defocus model, N8 for a sharp one),
@@ -68,6 +70,7 @@ class EvalConfig:
   splits_path: str | None = None
   depth_dir: str | None = None
   depth_scale: float = 0.001
+  on_error: str = "raise"
   num_examples: int | None = None
   height: int = 256
   width: int = 256
@@ -114,7 +117,7 @@ class EvalConfig:
       raise config_lib.ConfigError("bin_width_m", self.bin_width_m,
                                    f"--bin_width_m must be positive, got {self.bin_width_m}")
     for name, choices in (("dfd_aperture", ("auto", "N2_8", "N8")),
-                          ("ause_metric", ("abs", "rmse"))):
+                          ("ause_metric", ("abs", "rmse")), ("on_error", ("raise", "skip"))):
       if getattr(self, name) not in choices:
         raise config_lib.ConfigError(name, getattr(self, name), f"--{name} must be one of "
                                      f"{choices}, got {getattr(self, name)!r}")
@@ -122,6 +125,12 @@ class EvalConfig:
       if not getattr(self, name) >= 1:
         raise config_lib.ConfigError(name, getattr(self, name),
                                      f"--{name} must be >= 1, got {getattr(self, name)}")
+    # The camera's values, now, before the slow model load.
+    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    if self.camera.preset in ("model", "none"):
+      Camera.nyu().with_parameters(**self.camera.overrides())
+    else:
+      self.camera.build()
     return self
 
 
@@ -142,19 +151,23 @@ def choose_camera(config: EvalConfig, predictor) -> tuple[Any, str]:
 
 
 # ------------------------------------------------------------------- data
-def make_reader(config: EvalConfig, dfd_aperture: str):
+def make_reader(config: EvalConfig, dfd_aperture: str, readers: list | None = None):
   """The reader of ``config.dataset`` (all but procedural and diw), via the registry."""
   from d3tf.data import registry  # pylint: disable=g-import-not-at-top
   if config.dataset in _NYU and config.split not in ("train", "test", "all"):
     raise config_lib.ConfigError("split", config.split, "--split for NYU must be train, test "
                                  f"or all, got {config.split!r}")
-  return registry.make_reader(
+  reader = registry.make_reader(
       config.dataset, config.data_path, config.split, splits_path=config.splits_path,
       missing_splits="all", aperture=dfd_aperture, depth_dir=config.depth_dir,
-      depth_scale=config.depth_scale)
+      depth_scale=config.depth_scale, on_error=config.on_error)
+  if readers is not None:
+    readers.append(reader)  # For the report of skipped examples.
+  return reader
 
 
-def iterate_samples(config: EvalConfig, dfd_aperture: str, info: dict[str, Any]
+def iterate_samples(config: EvalConfig, dfd_aperture: str, info: dict[str, Any],
+                    readers: list | None = None
                     ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
   """Yields ``(name, image uint8 [H, W, 3], depth float32 [H, W] metres)``.
 
@@ -174,7 +187,7 @@ def iterate_samples(config: EvalConfig, dfd_aperture: str, info: dict[str, Any]
     for i, element in enumerate(ds.as_numpy_iterator()):
       yield f"{config.split}_{i:04d}", element["image"], element["depth"]
     return
-  reader = make_reader(config, dfd_aperture)
+  reader = make_reader(config, dfd_aperture, readers)
   info["split"] = getattr(reader, "split", info["split"])
   info["num_available"] = len(reader)
   if len(reader) == 0:
@@ -219,7 +232,7 @@ def default_json_path(config: EvalConfig, model_path: str) -> str:
 
 # -------------------------------------------------------------- evaluation
 def evaluate_dense(config: EvalConfig, predictor, camera, render_kwargs: dict[str, Any],
-                   dfd_aperture: str) -> dict[str, Any]:
+                   dfd_aperture: str, readers: list | None = None) -> dict[str, Any]:
   """Predicts every image and scores it; returns the JSON-ready results."""
   from d3tf import metrics  # pylint: disable=g-import-not-at-top
   from d3tf import uncertainty_metrics  # pylint: disable=g-import-not-at-top
@@ -240,7 +253,7 @@ def evaluate_dense(config: EvalConfig, predictor, camera, render_kwargs: dict[st
                                                    max_depth_m=config.max_depth_m)
   std_sums = {key: [0.0, 0] for key in _STD_KEYS}
   names, stds, info = [], [], {}
-  samples = iterate_samples(config, dfd_aperture, info)
+  samples = iterate_samples(config, dfd_aperture, info, readers)
   for k, batch in enumerate(_batches(samples, config.batch_size)):
     images = np.stack([b[1] for b in batch])
     depths = np.stack([b[2] for b in batch])
@@ -397,14 +410,17 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
     if config.camera.preset != "model" or config.camera.overrides():
       logging.warning("The camera and its parameters are ignored for dfd: its photos carry the "
                       "real blur of their camera")
+    from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+    camera_match.warn_if_mismatch(predictor.camera, dfd_camera, f"the DFD {dfd_aperture} photos")
     logging.info("DFD: the real %s photos are used as they are (camera %s; nothing rendered)",
                  dfd_aperture, dfd_camera.to_dict())
   logging.info("Model %s expects %s.", predictor.path, artifacts.describe(predictor.metadata))
 
+  readers = []
   if dataset == "diw":
     results = evaluate_diw(config, predictor)
   else:
-    results = evaluate_dense(config, predictor, camera, render_kwargs, dfd_aperture)
+    results = evaluate_dense(config, predictor, camera, render_kwargs, dfd_aperture, readers)
 
   report = {
       "model": os.path.abspath(predictor.path),
@@ -426,11 +442,15 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
   if dfd_camera is not None:
     report["dfd_aperture"] = dfd_aperture
     report["camera"] = dfd_camera.to_dict()
+  if config.on_error == "skip":
+    from d3tf.data import stream_errors  # pylint: disable=g-import-not-at-top
+    report["skipped_examples"] = stream_errors.skip_report(readers)
+    stream_errors.log_skip_report(report["skipped_examples"])
   path = config.output_json or default_json_path(config, predictor.path)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   report = json_ready(report)
-  with open(path, "w") as f:
-    json.dump(report, f, indent=2, allow_nan=False)
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.write_text(path, json.dumps(report, indent=2, allow_nan=False))
   logging.info("Wrote %s", os.path.abspath(path))
   write_sparsification_plot(report, path, config.sparsification_plot)
   report["output_json"] = os.path.abspath(path)

@@ -8,7 +8,6 @@ map; the standard deviations where the model gives them).
 from __future__ import annotations
 
 import glob
-import math
 import os
 from typing import Any
 
@@ -53,26 +52,9 @@ def output_names(paths: list[str]) -> list[str]:
 
 
 def camera_differences(model_camera, user_camera) -> list[str]:
-  """Human-readable differences between two cameras (relative tolerance 1e-3)."""
-  if model_camera is None and user_camera == "none":
-    return []
-  if model_camera is None:
-    return ["the model was trained on all-in-focus images, not on a camera's defocus blur"]
-  if user_camera == "none":
-    return ["you stated all-in-focus photos, but the model was trained on defocused ones"]
-  model_params, user_params = model_camera.to_dict(), user_camera.to_dict()
-  diffs = []
-  from d3tf.optics import camera as camera_lib  # pylint: disable=g-import-not-at-top
-  for key, label, scale, unit in camera_lib.PARAMETERS:
-    a, b = model_params[key], user_params[key]
-    if not math.isclose(a, b, rel_tol=1e-3):
-      diffs.append(f"{label} {b * scale:g}{unit} (model: {a * scale:g}{unit})")
-  return diffs
-
-
-def describe_camera(camera) -> str:
-  """The camera as text (:meth:`d3tf.optics.Camera.describe`), or that there is none."""
-  return camera.describe() if camera is not None else "none (all-in-focus input)"
+  """Human-readable differences between two cameras (see :mod:`d3tf.optics.camera_match`)."""
+  from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+  return camera_match.camera_differences(model_camera, user_camera)
 
 
 def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
@@ -110,7 +92,9 @@ def check_camera(model_camera, camera_config) -> list[str]:
       photos' camera (preset "model" with no parameters: nothing stated), or
       None.
   """
-  logging.info("Camera the model was trained with: %s", describe_camera(model_camera))
+  from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+  logging.info("Camera the model was trained with: %s",
+               camera_match.describe_camera(model_camera))
   stated = camera_config is not None and (camera_config.preset != "model" or
                                           camera_config.overrides())
   if not stated:
@@ -119,18 +103,16 @@ def check_camera(model_camera, camera_config) -> list[str]:
                    "... to have it checked).")
     return []
   user_camera = camera_config.build(model_camera)
-  diffs = camera_differences(model_camera, "none" if user_camera is None else user_camera)
-  if diffs:
-    logging.warning("Your camera differs from the model's training camera: %s. Depth from "
-                    "defocus depends on the camera: expect wrong depth unless the photos "
-                    "match the model's camera.", "; ".join(diffs))
-  else:
+  diffs = camera_match.warn_if_mismatch(
+      model_camera, "none" if user_camera is None else user_camera, "your photos")
+  if not diffs:
     logging.info("Your stated camera matches the model's.")
   return diffs
 
 
 def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int = 1,
-                  color_max_depth_m: float | None = None) -> list[dict[str, Any]]:
+                  color_max_depth_m: float | None = None,
+                  max_tile_pixels: int = 0) -> list[dict[str, Any]]:
   """Predicts each photo of ``paths`` and writes its depth files into ``output_dir``.
 
   Args:
@@ -140,11 +122,16 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
     samples: Monte-Carlo samples per photo.
     color_max_depth_m: Top of the colour scale (default: the model's
       maximum depth).
+    max_tile_pixels: A photo with more pixels is predicted in overlapping
+      tiles of at most this many pixels (:mod:`d3tf.tiling`); 0: one pass.
 
   Returns:
     Per photo: ``{"path", "name", "shape", "min_depth_m", "max_depth_m"}``.
   """
+  from d3tf import tiling  # pylint: disable=g-import-not-at-top
   from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
+  if max_tile_pixels:
+    tiling.tile_side(max_tile_pixels)  # Raises ValueError for a budget below 32x32.
   model_config = (predictor.metadata.model_config if predictor.metadata is not None
                   else None) or {}
   vmax = color_max_depth_m or float(model_config.get("max_depth_m", 10.0))
@@ -153,7 +140,9 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
   written = []
   for path, name in zip(paths, output_names(paths)):
     image = common.read_image(path)
-    result = predictor.predict(image, samples=samples)
+    result = (tiling.predict_tiled(predictor.predict, image, samples=samples,
+                                   max_tile_pixels=max_tile_pixels)
+              if max_tile_pixels else predictor.predict(image, samples=samples))
     depth = result["depth"][0]
     np.save(os.path.join(out, f"{name}_depth.npy"), depth.astype(np.float32))
     _save_png(os.path.join(out, f"{name}_depth_mm.png"),

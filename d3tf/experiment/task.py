@@ -36,6 +36,7 @@ class DepthTask:
     self._camera_built = False
     self._camera = None
     self._train_source = None
+    self.readers = []  # Every reader built, for the report of skipped examples.
 
   # ------------------------------------------------------------ the camera
   @property
@@ -60,8 +61,12 @@ class DepthTask:
     data = self.config.data
     if data.dataset == "nyu_densedepth":
       options["val_scenes"] = data.val_scenes
-    return registry.make_reader(data.dataset, path, split, splits_path=data.splits_path,
-                                **options)
+    if data.dataset == "folder":
+      options["depth_scale"] = data.depth_scale
+    reader = registry.make_reader(data.dataset, path, split, splits_path=data.splits_path,
+                                  on_error=data.on_error, **options)
+    self.readers.append(reader)
+    return reader
 
   def _source(self, path: str, split: str):
     """(tf.data source following the element contract, number of examples or None)."""

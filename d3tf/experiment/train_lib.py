@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from absl import logging
 
@@ -77,8 +77,8 @@ def _write_config(model_dir: str, config: config_lib.ExperimentConfig, resuming:
       changed = sorted(f"{s}.{k}" for s in new for k in new[s]
                        if (old.get(s) or {}).get(k) != new[s][k])
       logging.warning("Resuming with a config that differs from %s: %s", path, changed)
-  with open(path, "w") as f:
-    json.dump(new, f, indent=2)
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  atomic_io.write_json(path, new, indent=2)
 
 
 def load_config(model_dir: str) -> config_lib.ExperimentConfig:
@@ -120,8 +120,8 @@ def _progress_verbose(choice: str) -> int:
 
 
 # -------------------------------------------------------------- training
-def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=None
-                 ) -> dict[str, Any]:
+def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=None, *,
+                 on_model_dir: Callable[[str], None] | None = None) -> dict[str, Any]:
   """Trains (or resumes) the experiment ``config`` into ``model_dir``.
 
   Args:
@@ -131,6 +131,9 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
       state resumes it.
     strategy: A ``tf.distribute.Strategy``; default the one that
       ``config.runtime.distribution_strategy`` names.
+    on_model_dir: Called with ``model_dir`` once it is created (after the
+      config and the data are checked: a refused run leaves no folder), e.g.
+      to write a CLI's ``flags.txt``.
 
   Returns:
     A summary: ``model_dir``, ``steps`` (global step at the end),
@@ -144,12 +147,15 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   """
   import keras  # pylint: disable=g-import-not-at-top
   from d3tf import artifacts  # pylint: disable=g-import-not-at-top
+  from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  from d3tf import model_files  # pylint: disable=g-import-not-at-top
+  from d3tf.data import stream_errors  # pylint: disable=g-import-not-at-top
+  from d3tf.training import best_checkpoint  # pylint: disable=g-import-not-at-top
   from d3tf.training import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 
   task = task_lib.DepthTask(config)
   config = task.config
   data, training = config.data, config.training
-  os.makedirs(model_dir, exist_ok=True)
   model_dir_abs = os.path.abspath(model_dir)
   logging.info("Outputs go to %s", model_dir_abs)
   if strategy is None:
@@ -179,6 +185,9 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
                  if training.kl_anneal_steps else "")
   model_config = task.d3net_config()
   backup_dir = os.path.join(model_dir, artifacts.model_dir.BACKUP_DIRNAME)
+  os.makedirs(model_dir, exist_ok=True)  # Only now: a refused run leaves nothing behind.
+  if on_model_dir is not None:
+    on_model_dir(model_dir)
   state = callbacks_lib.load_state(backup_dir)
   _write_config(model_dir, config, resuming=state is not None)
   write_metadata(model_dir, task, model_config, extra)
@@ -206,18 +215,16 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
              "resumed_from": start_step if state is not None else None, "history": []}
   if start_step >= total:
     logging.info("Already trained for %d steps (planned %d): nothing to do.", start_step, total)
-    if not os.path.exists(final_path):
-      model.save(final_path)
+    model_files.ensure_saved(model, final_path)  # Missing or unreadable after a kill: rewrite.
     logging.info("Outputs are in %s", model_dir_abs)
     summary["steps"] = start_step
     return summary
 
-  best_cb = keras.callbacks.ModelCheckpoint(
-      best_path, monitor=monitor, mode="min", save_best_only=True,
-      initial_value_threshold=best, verbose=0)
+  best_cb = best_checkpoint.BestCheckpoint(  # Atomic, unlike keras' ModelCheckpoint.
+      best_path, monitor=monitor, mode="min", initial_value_threshold=best)
   image_batch = None
   if val is not None and training.tensorboard_images:
-    for inputs, depth in val.take(1):
+    for inputs, depth in stream_errors.call(list, val.take(1)):
       image_batch = (inputs[:training.tensorboard_images],
                      depth[:training.tensorboard_images].numpy())
   history = keras.callbacks.History()
@@ -248,17 +255,21 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   verbose = _progress_verbose(config.runtime.progress)
   epoch_logs = []
   if done_in_epoch:  # Finish the interrupted epoch first, with its remaining steps.
-    model.fit(train_dataset(start_step), initial_epoch=epoch, epochs=epoch + 1,
-              steps_per_epoch=steps_per_epoch - done_in_epoch, validation_data=val,
-              callbacks=callbacks, verbose=verbose, shuffle=False)
+    stream_errors.call(  # A bad example: a clean DataError, no hang (see stream_errors).
+        model.fit, train_dataset(start_step), initial_epoch=epoch, epochs=epoch + 1,
+        steps_per_epoch=steps_per_epoch - done_in_epoch, validation_data=val,
+        callbacks=callbacks, verbose=verbose, shuffle=False)
     epoch_logs.append(dict(history.history))
     epoch += 1
   if epoch < epochs and not model.stop_training:
-    model.fit(train_dataset(epoch * steps_per_epoch), initial_epoch=epoch, epochs=epochs,
-              steps_per_epoch=steps_per_epoch, validation_data=val, callbacks=callbacks,
-              verbose=verbose, shuffle=False)
+    stream_errors.call(
+        model.fit, train_dataset(epoch * steps_per_epoch), initial_epoch=epoch, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, validation_data=val, callbacks=callbacks,
+        verbose=verbose, shuffle=False)
     epoch_logs.append(dict(history.history))
-  model.save(final_path)
+  atomic_io.save_model(model, final_path)
+  if data.on_error == "skip":
+    stream_errors.write_skip_report(task.readers, model_dir)
   steps = int(model.optimizer.iterations.numpy())
   logging.info("Done: %d steps. Final model %s; best (%s %s) %s; TensorBoard: tensorboard "
                "--logdir %s", steps, final_path, monitor, best_cb.best, best_path,

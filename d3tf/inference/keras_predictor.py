@@ -34,6 +34,7 @@ from absl import logging
 import numpy as np
 
 from d3tf import artifacts
+from d3tf import model_files
 from d3tf.sizes import SIZE_MULTIPLE
 
 #: Default pixel budget of one forward pass (images x height x width after padding).
@@ -297,6 +298,7 @@ def load_model(path: str | os.PathLike, checkpoint: str = "auto"):
   import d3tf.models  # pylint: disable=g-import-not-at-top,unused-import
 
   model_path = artifacts.resolve_model_path(path, checkpoint)
+  model_files.check_keras_file(model_path)  # Empty or truncated: say so (Keras: "not found").
   try:
     model = keras.models.load_model(model_path, compile=False)
   except Exception as e:  # Keras raises many types for bad archives.

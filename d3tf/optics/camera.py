@@ -30,6 +30,31 @@ def _check_positive_finite(name: str, value: Any) -> float:
   return number
 
 
+#: Plausible range of each parameter (SI units), with the unit people quote it in. A value
+#: outside is almost always a unit mistake (millimetres given as metres, or the reverse).
+PLAUSIBLE_RANGES = {
+    "focal_length_m": (1e-4, 5.0, 1e-3, "mm"),      # 0.1 mm (phones: ~2 mm) to 5 m.
+    "f_number": (0.3, 256.0, 1.0, ""),
+    "pixel_pitch_m": (1e-7, 1e-2, 1e-6, "um"),       # 0.1 um to 10 mm (binned, downsampled).
+    "focus_distance_m": (1e-4, 1e6, 1.0, "m"),
+}
+
+
+def _check_plausible(name: str, value: float) -> None:
+  """Raises ValueError naming ``name`` if ``value`` is outside :data:`PLAUSIBLE_RANGES`."""
+  lo, hi, unit_scale, unit = PLAUSIBLE_RANGES[name]
+  if lo <= value <= hi:
+    return
+  if unit_scale == 1.0:
+    shown = f"{value:g}{' ' + unit if unit else ''}"
+    bounds = f"{lo:g}-{hi:g}{' ' + unit if unit else ''}"
+  else:
+    shown = f"{value:g} m = {value / unit_scale:g} {unit}"
+    bounds = f"{lo / unit_scale:g}-{hi / unit_scale:g} {unit}"
+  raise ValueError(f"Camera parameter {name} must be within {bounds}, got {shown}: "
+                   "is it in the wrong unit?")
+
+
 @dataclasses.dataclass(frozen=True)
 class Camera:
   """A thin-lens camera focused at a fixed distance.
@@ -50,6 +75,7 @@ class Camera:
   def __post_init__(self):
     for field in dataclasses.fields(self):
       value = _check_positive_finite(field.name, getattr(self, field.name))
+      _check_plausible(field.name, value)
       object.__setattr__(self, field.name, value)
     if self.focus_distance_m <= self.focal_length_m:
       raise ValueError(

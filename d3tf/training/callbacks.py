@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from d3tf import atomic_io
 from d3tf.training import summaries
 
 STATE_FILE = "state.json"
@@ -123,15 +124,14 @@ class StepCheckpoint(keras.callbacks.Callback):
       return step
     os.makedirs(self.backup_dir, exist_ok=True)
     name = _WEIGHTS_PATTERN.format(step=step)
-    self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+    # Atomic: the weights go to a temporary name, then replace (an epoch end saves the step
+    # state.json may already name); state.json is replaced only after them.
+    tmp_weights = os.path.join(self.backup_dir, name[:-len(".weights.h5")] + ".tmp.weights.h5")
+    self.model.save_weights(tmp_weights, overwrite=True)
+    atomic_io.publish(tmp_weights, os.path.join(self.backup_dir, name))
     state = {"global_step": step, "weights": name, "saved_at": time.time(),
              "extra": dict(self.extra_state()) if self.extra_state else {}}
-    tmp = os.path.join(self.backup_dir, STATE_FILE + ".tmp")
-    with open(tmp, "w") as f:
-      json.dump(state, f, indent=2)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(self.backup_dir, STATE_FILE))
+    atomic_io.write_text(os.path.join(self.backup_dir, STATE_FILE), json.dumps(state, indent=2))
     for old in glob.glob(os.path.join(self.backup_dir, "ckpt-*.weights.h5")):
       if os.path.basename(old) != name:
         os.remove(old)

@@ -218,6 +218,10 @@ class DepthReader(abc.ABC):
     """How many samples were skipped (listing and loading) so far."""
     return self._policy.skipped
 
+  def error_report(self, max_listed: int = 20) -> dict:
+    """The skipped samples so far: see :meth:`~d3tf.data.validation.ErrorPolicy.report`."""
+    return self._policy.report(max_listed)
+
   def samples(self) -> list[Sample]:
     """The dataset's samples (listed once, then cached)."""
     if self._samples is None:
@@ -320,13 +324,22 @@ def samples_dataset(samples: Sequence[Sample],
     try:
       image, depth = load(sample)
     except DataError as e:
-      policy.handle(e)  # Raises when on_error == "raise".
-      return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.float32), False
-    return image, depth, True
+      # Not raised here: TensorFlow would log the Python traceback of an exception raised
+      # inside the numpy_function; the graph raises it below, with the message alone.
+      message = b""
+      if policy.on_error == "raise":
+        message = stream_error_message(e)
+      else:
+        policy.handle(e)
+      return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.float32), False, message
+    return image, depth, True, b""
 
   def load_tf(index):
-    image, depth, ok = tf.numpy_function(
-        load_py, [index], [tf.uint8, tf.float32, tf.bool], stateful=False)
+    image, depth, ok, message = tf.numpy_function(
+        load_py, [index], [tf.uint8, tf.float32, tf.bool, tf.string], stateful=False)
+    if policy.on_error == "raise":  # InvalidArgumentError "... DataError: <file>: <problem>".
+      with tf.control_dependencies([tf.debugging.Assert(ok, [message], summarize=1)]):
+        ok = tf.identity(ok)
     image.set_shape([None, None, 3])
     depth.set_shape([None, None])
     ok.set_shape([])
@@ -344,6 +357,11 @@ def samples_dataset(samples: Sequence[Sample],
               num_parallel_calls=num_parallel_calls, deterministic=True)
   ds = ds.filter(tf.autograph.experimental.do_not_convert(is_ok))
   return ds.map(tf.autograph.experimental.do_not_convert(drop_ok))
+
+
+def stream_error_message(error: DataError) -> bytes:
+  """The text a tf.data stream fails with for ``error``; see :mod:`d3tf.data.stream_errors`."""
+  return f"DataError: {error}\n".encode("utf-8", "replace")
 
 
 def is_ok(element, ok):

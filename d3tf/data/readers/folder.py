@@ -26,6 +26,12 @@ from d3tf.data.validation import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEPTH_SUFFIXES = (".png", ".npy")
+#: Suffixes of the one-folder layout of :func:`folder_reader_for`.
+FLAT_IMAGE_SUFFIXES = ("_colors.png", "_rgb.png", "_image.png", ".jpg", ".jpeg")
+FLAT_DEPTH_SUFFIXES = ("_depth.png", "_depth.npy")
+LAYOUTS_HELP = ("rgb/ + depth/ sub-folders with the same file stems (rgb/0001.jpg + "
+                "depth/0001.png), or one folder of <stem>_colors.png|_rgb.png|_image.png|.jpg "
+                "images with <stem>_depth.png|_depth.npy depth maps")
 
 
 def _match_suffix(filename: str, suffixes: Sequence[str]) -> str | None:
@@ -123,3 +129,38 @@ class FolderReader(common.DepthReader):
     image = common.read_image(sample.image_path)
     depth = common.read_depth_file(sample.depth_path, self.depth_scale, self.npy_scale)
     return image, depth
+
+
+def folder_reader_for(path: common.PathLike, depth_scale: float = 0.001, *,
+                      depth_dir: common.PathLike | None = None, **kwargs) -> FolderReader:
+  """The FolderReader of a ``--dataset=folder`` path; train and evaluate share it.
+
+  Layouts, in order: ``depth_dir`` given (images in ``path``, depth there,
+  same stems); ``path`` holding ``rgb/`` and ``depth/`` sub-folders; else one
+  folder with suffixes (:data:`FLAT_IMAGE_SUFFIXES` images,
+  :data:`FLAT_DEPTH_SUFFIXES` depth maps).
+
+  Args:
+    path: The dataset folder.
+    depth_scale: Metres per unit of depth PNGs (0.001: millimetres).
+    depth_dir: Depth maps in another folder.
+    **kwargs: ``on_error``, ``max_depth_m``, ... of :class:`FolderReader`.
+
+  Raises:
+    ValueError: ``path`` (or ``depth_dir``) is not a folder, naming the
+      layouts accepted.
+  """
+  path = os.fspath(path)
+  if not os.path.isdir(path):
+    raise ValueError(f"{path}: not a folder; a folder dataset is {LAYOUTS_HELP}")
+  if depth_dir is not None:
+    return FolderReader(path, depth_dir, depth_scale=depth_scale, **kwargs)
+  rgb, depth = os.path.join(path, "rgb"), os.path.join(path, "depth")
+  if os.path.isdir(rgb) and os.path.isdir(depth):
+    return FolderReader(rgb, depth, depth_scale=depth_scale, **kwargs)
+  if os.path.isdir(rgb) or os.path.isdir(depth):
+    raise ValueError(f"{path}: has {'rgb/' if os.path.isdir(rgb) else 'depth/'} but not "
+                     f"{'depth/' if os.path.isdir(rgb) else 'rgb/'}; a folder dataset is "
+                     f"{LAYOUTS_HELP}")
+  return FolderReader(path, image_suffixes=FLAT_IMAGE_SUFFIXES,
+                      depth_suffixes=FLAT_DEPTH_SUFFIXES, depth_scale=depth_scale, **kwargs)

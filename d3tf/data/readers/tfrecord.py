@@ -218,6 +218,10 @@ class TFRecordReader:
     """How many records were skipped so far."""
     return self._policy.skipped
 
+  def error_report(self, max_listed: int = 20) -> dict:
+    """The skipped records so far: see :meth:`~d3tf.data.validation.ErrorPolicy.report`."""
+    return self._policy.report(max_listed)
+
   def _decode_py(self, shard, name, height, width, image_png, depth_format, depth_scale,
                  depth_data):
     shard, name = shard.decode(), name.decode()
@@ -229,9 +233,13 @@ class TFRecordReader:
           image, depth, image_path=where, max_depth_m=self.max_depth_m,
           non_finite=self.non_finite)
     except DataError as e:
-      self._policy.handle(e)
-      return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.float32), False
-    return image, depth, True
+      message = b""
+      if self._policy.on_error == "raise":  # Raised by the graph (see common.samples_dataset).
+        message = common.stream_error_message(e)
+      else:
+        self._policy.handle(e)
+      return np.zeros((0, 0, 3), np.uint8), np.zeros((0, 0), np.float32), False, message
+    return image, depth, True, b""
 
   def as_dataset(self, *, shuffle_files: bool = False, seed: int | None = None,
                  num_parallel_calls: int | None = None) -> tf.data.Dataset:
@@ -254,10 +262,14 @@ class TFRecordReader:
 
     def decode(shard, record):
       f = tf.io.parse_single_example(record, _FEATURES)
-      image, depth, ok = tf.numpy_function(
+      image, depth, ok, message = tf.numpy_function(
           self._decode_py,
           [shard, f["name"], f["height"], f["width"], f["image/png"], f["depth/format"],
-           f["depth/scale"], f["depth/data"]], [tf.uint8, tf.float32, tf.bool], stateful=False)
+           f["depth/scale"], f["depth/data"]], [tf.uint8, tf.float32, tf.bool, tf.string],
+          stateful=False)
+      if self._policy.on_error == "raise":
+        with tf.control_dependencies([tf.debugging.Assert(ok, [message], summarize=1)]):
+          ok = tf.identity(ok)
       image.set_shape([None, None, 3])
       depth.set_shape([None, None])
       ok.set_shape([])
