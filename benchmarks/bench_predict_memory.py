@@ -42,6 +42,7 @@ _HEIGHT = flags.DEFINE_integer("height", 4000, "Photo height, pixels.")
 _GB_PER_MP_UNTILED = {"tiny": 0.25, "small": 0.45, "full": 2.0}
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _REPO)  # This checkout's d3tf, also for the models written here.
 
 
 def _available_gb() -> float:

@@ -88,7 +88,7 @@ def test_kill_minus_9_at_random_moments_then_resume(tmp_path):
   for name in ("model.keras", "best.keras"):
     keras.models.load_model(model_dir / name, compile=False)
   assert not (model_dir / "model.tmp.keras").exists()
-  for name in ("flags.txt", "camera.json", "d3tf_metadata.json"):
+  for name in ("flags.txt", "config.json", "d3tf_metadata.json"):  # No camera.json (r1).
     assert (model_dir / name).stat().st_size > 0
   json.loads((model_dir / "d3tf_metadata.json").read_text())
 

@@ -59,23 +59,9 @@ def camera_differences(model_camera, user_camera) -> list[str]:
 
 def write_color_png(path: str, values: np.ndarray, vmax: float, label: str,
                     cmap: str = "magma_r") -> None:
-  """Writes ``values`` [H, W] colour-mapped, with a colour bar titled ``label``."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
-  height, width = values.shape
-  dpi = 100
-  image_px, bar_px = max(width, 160), 110  # The bar's strip fits its ticks and label.
-  total_px = image_px + bar_px
-  fig = plt.figure(figsize=(total_px / dpi, max(height, 120) / dpi), dpi=dpi)
-  ax = fig.add_axes((0.0, 0.0, image_px / total_px, 1.0))
-  shown = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
-  ax.set_axis_off()
-  cax = fig.add_axes(((image_px + 12) / total_px, 0.08, 14 / total_px, 0.84))
-  bar = fig.colorbar(shown, cax=cax)
-  bar.set_label(label)
-  fig.savefig(path, dpi=dpi)
-  plt.close(fig)
+  """Writes ``values`` [H, W] colour-mapped, with a colour bar (see d3tf.colormap_png)."""
+  from d3tf import colormap_png  # pylint: disable=g-import-not-at-top
+  colormap_png.write_color_png(path, values, vmax, label, cmap)
 
 
 def _save_png(path: str, array: np.ndarray) -> None:
