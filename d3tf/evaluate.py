@@ -47,6 +47,8 @@ Examples::
       --data_path=nyu_depth_v2_labeled.mat --output_json=nyu_focus2m.json
   python -m d3tf.evaluate --model=runs/nyu_focus2m --dataset=nyu_png \
       --data_path=../shared/data/nyuv2_samples --split=all --samples=20
+  python -m d3tf.evaluate --model=runs/nyu_real_focus2m --dataset=nyu_densedepth \
+      --data_path=../shared/data/nyuv2_train --split=validation --frame_stride=8
   python -m d3tf.evaluate --model=runs/dfd --dataset=dfd \
       --data_path=../shared/data/dfd_indoor --split=train
   python -m d3tf.evaluate --model=runs/bayesian --samples=20 --ause_metric=rmse
@@ -69,9 +71,10 @@ import numpy as np
 from d3tf import artifacts
 from d3tf import inference
 
-DATASETS = ("procedural", "nyu_png", "nyu_mat", "dfd", "middlebury", "folder", "diw")
+DATASETS = ("procedural", "nyu_png", "nyu_mat", "nyu_densedepth", "dfd", "middlebury", "folder",
+            "diw")
 _NYU = ("nyu_png", "nyu_mat")
-_SHARP_DATASETS = ("procedural", "nyu_png", "nyu_mat", "middlebury", "folder")
+_SHARP_DATASETS = ("procedural", "nyu_png", "nyu_mat", "nyu_densedepth", "middlebury", "folder")
 _DEFAULT_PROCEDURAL_EXAMPLES = 32
 # Standard deviations of Predictor.predict whose mean is reported.
 _STD_KEYS = ("depth_std", "epistemic_std", "aleatoric_std")
@@ -82,13 +85,20 @@ _CHECKPOINT = flags.DEFINE_enum("checkpoint", "auto", list(artifacts.CHECKPOINTS
                                 artifacts.model_dir.CHECKPOINT_HELP)
 _DATASET = flags.DEFINE_enum("dataset", "procedural", list(DATASETS), "Evaluation data.")
 _DATA_PATH = flags.DEFINE_string(
-    "data_path", None, "The dataset: nyu_png: folder of NNNNN_colors.png/_depth.png; nyu_mat: "
+    "data_path", None, "The dataset: nyu_png: folder of NNNNN_colors.png/_depth.png; "
+    "nyu_densedepth: the folder of <scene>_out/ folders (DenseDepth's layout); nyu_mat: "
     "nyu_depth_v2_labeled.mat; dfd: the dfd_indoor folder; middlebury: the folder of scenes; "
     "folder: a folder of RGB + depth files; diw: DIW_test.csv. Unused for procedural.")
 _SPLIT = flags.DEFINE_string(
     "split", "test", "procedural: train|validation|test; nyu_*: train|test|all (train/test "
     "need splits.mat, see --splits_path; for nyu_png without one every image is used); dfd: "
-    "the sub-folder (train|test). Ignored by middlebury, folder and diw.")
+    "the sub-folder (train|test); nyu_densedepth: validation|train|all (by scene, see "
+    "--val_scenes) or a comma-separated list of scenes. Ignored by middlebury, folder and diw.")
+_VAL_SCENES = flags.DEFINE_list("val_scenes", ["office_0011"], "nyu_densedepth: the "
+                                "validation scene(s) of --split=validation|train.")
+_FRAME_STRIDE = flags.DEFINE_integer(
+    "frame_stride", 1, "nyu_densedepth: score every N-th frame of each scene (neighbouring "
+    "video frames are near-duplicates).", lower_bound=1)
 _SPLITS_PATH = flags.DEFINE_string("splits_path", None, "NYU splits.mat (default: splits.mat "
                                    "beside --data_path).")
 _DEPTH_DIR = flags.DEFINE_string("depth_dir", None, "folder: depth files in another folder.")
@@ -230,6 +240,16 @@ def _make_reader(dataset: str, dfd_aperture: str):
   if dataset == "nyu_mat":
     split, splits_path = _nyu_split(os.path.dirname(os.path.abspath(path)))
     return readers.NyuMatReader(path, split=split, splits_path=splits_path, on_error=on_error)
+  if dataset == "nyu_densedepth":
+    split = _SPLIT.value
+    by_split = split in ("train", "validation", "all")
+    try:
+      return readers.NyuDenseDepthReader(
+          path, split=split if by_split else "all", scenes=None if by_split else split.split(","),
+          val_scenes=_VAL_SCENES.value, frame_stride=_FRAME_STRIDE.value,
+          on_error=on_error)
+    except ValueError as e:
+      raise app.UsageError(f"--dataset=nyu_densedepth --split={split}: {e}") from None
   if dataset == "dfd":
     return readers.DfdReader(path, aperture=dfd_aperture, split=_SPLIT.value, on_error=on_error)
   if dataset == "middlebury":
@@ -261,7 +281,7 @@ def iterate_samples(dataset: str, dfd_aperture: str, limit: int | None,
       yield f"{_SPLIT.value}_{i:04d}", element["image"], element["depth"]
     return
   reader = make_reader(dataset, dfd_aperture)
-  info["split"] = getattr(reader, "split", info["split"])
+  info["split"] = getattr(reader, "split", None) or info["split"]
   info["num_available"] = len(reader)
   if len(reader) == 0:
     raise app.UsageError(f"--data_path={_DATA_PATH.value}: no {dataset} samples found")
