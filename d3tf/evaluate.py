@@ -51,6 +51,8 @@ Examples::
   python -m d3tf.evaluate --model=runs/dfd --dataset=dfd \
       --data_path=../shared/data/dfd_indoor --split=train
   python -m d3tf.evaluate --model=runs/bayesian --samples=20 --ause_metric=rmse
+  python -m d3tf.evaluate --model=runs/nyu_real_focus2m --dataset=nyu_densedepth \
+      --data_path=../shared/data/nyuv2_train --split=validation --frame_stride=8
 """
 
 from __future__ import annotations

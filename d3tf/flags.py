@@ -144,7 +144,8 @@ def define_data_flags() -> None:
       "on its 'validation' split; folder/tfrecord without it select the best model by "
       "training loss.")
   flags.DEFINE_string("split", None, "procedural: train|validation|test; nyu_*: train|test|all; "
-                      "dfd: train|test. Default: test (preview: train).")
+                      "nyu_densedepth: validation|train|all (by scene) or a comma-separated "
+                      "list of scenes; dfd: train|test. Default: test (preview: train).")
   flags.DEFINE_string("depth_dir", None, "folder: depth files in another folder.")
   flags.DEFINE_float("depth_scale", 0.001, "folder (and render --depth): metres per unit of "
                      "the depth PNGs (0.001: millimetres; 1: metres). .npy depth is in metres.")
@@ -154,6 +155,13 @@ def define_data_flags() -> None:
       "image, implausible depth): 'raise' stops with one line naming the file; 'skip' leaves "
       "it out and reports the count and the files (train: MODEL_DIR/skipped_examples.json; "
       "evaluate: the JSON's 'skipped_examples').")
+  flags.DEFINE_list(
+      "val_scenes", list(config_lib.DataConfig().val_scenes), "nyu_densedepth: the scene(s) "
+      "held out to validate (train: and select best.keras, whole frames; evaluate: "
+      "--split=validation); the other scenes train. Split by scene, never by frame: "
+      "neighbouring frames are near-duplicates.")
+  flags.DEFINE_integer("frame_stride", 1, "nyu_densedepth (evaluate): score every N-th frame "
+                       "of each scene.", lower_bound=1)
   flags.DEFINE_integer("height", 256, "Height of procedural scenes, pixels.", lower_bound=32)
   flags.DEFINE_integer("width", 256, "Width of procedural scenes, pixels.", lower_bound=32)
 
@@ -259,10 +267,6 @@ def define_training_flags() -> None:
       "contrast-normalised band-pass sharpness maps computed inside the model, or "
       "'rgb+reblur': RGB plus three multi-scale re-blur ratios (gradient energy of the grey "
       "image re-blurred by Gaussians of 1, 2, 4 pixels). The model's input stays RGB.")
-  flags.DEFINE_list(
-      "val_scenes", list(d.val_scenes), "nyu_densedepth: the scene(s) held out to validate "
-      "and select best.keras (whole frames); the other scenes train. Split by scene, never "
-      "by frame: neighbouring frames are near-duplicates.")
   flags.DEFINE_float(
       "mix_procedural", d.mix_procedural, "nyu_densedepth: share of procedural scenes in the "
       "training stream (0: real frames only, 1: procedural only); each example's source is a "
@@ -480,6 +484,7 @@ def eval_config_from_flags():
       model=FLAGS.model, checkpoint=FLAGS.checkpoint, dataset=dataset_from_flags(),
       data_path=FLAGS.data_path, split=FLAGS.split or "test", splits_path=FLAGS.splits_path,
       depth_dir=FLAGS.depth_dir, depth_scale=FLAGS.depth_scale, on_error=FLAGS.on_error,
+      val_scenes=tuple(FLAGS.val_scenes), frame_stride=FLAGS.frame_stride,
       num_examples=FLAGS.num_examples, height=FLAGS.height, width=FLAGS.width,
       dfd_aperture=FLAGS.dfd_aperture, max_depth_m=FLAGS.max_depth_m,
       min_depth_m=FLAGS.min_depth_m, eigen_crop=FLAGS.eigen_crop,

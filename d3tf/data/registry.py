@@ -123,13 +123,16 @@ def _nyu_mat(path, split, *, splits_path=None, **options):
 
 
 def _nyu_densedepth(path, split, *, val_scenes=None, frame_stride=1, **options):
-  """Split by scene: "train" reads every scene but ``val_scenes``; other splits those."""
+  """Split by scene: "train" (all but ``val_scenes``), "validation" (those), "all", or a
+  comma-separated list of scenes; "test" reads the validation scenes."""
   from d3tf.data.readers import densedepth  # pylint: disable=g-import-not-at-top
   kwargs = dict(frame_stride=frame_stride, **_reader_kwargs(options))
   if val_scenes is not None:
     kwargs["val_scenes"] = tuple(val_scenes)
-  if split not in ("train", "all"):
+  if split == "test":
     split = "validation"
+  if split not in ("train", "validation", "all"):
+    return densedepth.NyuDenseDepthReader(path, split="all", scenes=split.split(","), **kwargs)
   return densedepth.NyuDenseDepthReader(path, split=split, **kwargs)
 
 

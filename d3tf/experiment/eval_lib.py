@@ -23,7 +23,7 @@ import numpy as np
 from d3tf.experiment import config as config_lib
 
 _NYU = ("nyu_png", "nyu_mat")
-_SHARP_DATASETS = ("procedural", "nyu_png", "nyu_mat", "middlebury", "folder")
+_SHARP_DATASETS = ("procedural", "nyu_png", "nyu_mat", "nyu_densedepth", "middlebury", "folder")
 DEFAULT_PROCEDURAL_EXAMPLES = 32
 # Standard deviations of Predictor.predict whose mean is reported.
 _STD_KEYS = ("depth_std", "epistemic_std", "aleatoric_std")
@@ -39,6 +39,9 @@ class EvalConfig:
     dataset: A :mod:`d3tf.data.registry` name (procedural, nyu_png, nyu_mat,
       dfd, middlebury, folder, diw).
     data_path, split, splits_path, depth_dir, depth_scale: The data source.
+    val_scenes, frame_stride: nyu_densedepth: the validation scene(s) of
+      split "validation"/"train" (split may also list scenes, comma-separated),
+      and every N-th frame scored.
     on_error: A bad example: "raise" stops naming the file; "skip" leaves it
       out and reports it (the JSON's "skipped_examples").
     num_examples: Evaluate the first N images (None: all; procedural 32).
@@ -71,6 +74,8 @@ class EvalConfig:
   depth_dir: str | None = None
   depth_scale: float = 0.001
   on_error: str = "raise"
+  val_scenes: tuple[str, ...] = ("office_0011",)
+  frame_stride: int = 1
   num_examples: int | None = None
   height: int = 256
   width: int = 256
@@ -157,10 +162,13 @@ def make_reader(config: EvalConfig, dfd_aperture: str, readers: list | None = No
   if config.dataset in _NYU and config.split not in ("train", "test", "all"):
     raise config_lib.ConfigError("split", config.split, "--split for NYU must be train, test "
                                  f"or all, got {config.split!r}")
+  options = {}
+  if config.dataset == "nyu_densedepth":
+    options.update(val_scenes=config.val_scenes, frame_stride=config.frame_stride)
   reader = registry.make_reader(
       config.dataset, config.data_path, config.split, splits_path=config.splits_path,
       missing_splits="all", aperture=dfd_aperture, depth_dir=config.depth_dir,
-      depth_scale=config.depth_scale, on_error=config.on_error)
+      depth_scale=config.depth_scale, on_error=config.on_error, **options)
   if readers is not None:
     readers.append(reader)  # For the report of skipped examples.
   return reader
@@ -188,7 +196,7 @@ def iterate_samples(config: EvalConfig, dfd_aperture: str, info: dict[str, Any],
       yield f"{config.split}_{i:04d}", element["image"], element["depth"]
     return
   reader = make_reader(config, dfd_aperture, readers)
-  info["split"] = getattr(reader, "split", info["split"])
+  info["split"] = getattr(reader, "split", None) or info["split"]
   info["num_available"] = len(reader)
   if len(reader) == 0:
     raise ValueError(f"--data_path={config.data_path}: no {config.dataset} samples found")
