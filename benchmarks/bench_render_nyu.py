@@ -24,7 +24,7 @@ the fused and the reference renders (values in [0, 1]).
 
 Usage::
 
-  python benchmarks/bench_render_nyu.py --output=benchmarks/results/render_nyu.md
+  PYTHONPATH=. python benchmarks/bench_render_nyu.py --output=benchmarks/results/render_nyu.md
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main(argv):
   report = "\n".join(lines)
   print(report)
   if _OUTPUT.value:
-    command = "TF_CPP_MIN_LOG_LEVEL=2 python " + " ".join(
+    command = "PYTHONPATH=. TF_CPP_MIN_LOG_LEVEL=2 python " + " ".join(
         [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     with open(_OUTPUT.value, "w") as f:
       f.write("# Renderer speed on real NYU frames: fused vs reference vs the paper's method\n\n")

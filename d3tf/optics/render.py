@@ -326,8 +326,7 @@ def _fused_composite(radiance, coordinate, valid, grid, camera, psf, settings):
   else:
     padded_radiance, padded_coordinate = radiance, coordinate
   return fused_lib.composite(radiance, coordinate, padded_radiance, padded_coordinate, pad,
-                             grid, plans, settings, MIN_SUPPORT[psf],
-                             fused_lib.xla_barrier() if settings.jit_compile else None)
+                             grid, plans, settings, MIN_SUPPORT[psf])
 
 
 def _slab_coordinate(depths, camera, grid):
