@@ -290,9 +290,9 @@ def render_defocus(images, depths, camera: Camera, psf: str = "gaussian", seed=N
 
   fused = _fused_renderer(camera, psf, settings) if settings.engine == "fused" else None
   if fused is not None:
-    # The slab coordinate (float64 table look-up) is computed once, before
-    # the compiled program, where XLA would recompute it inside the padding.
-    coordinate, valid = _slab_coordinate(depths, camera, fused.grid)
+    # The slab coordinate (float64 table look-up) is its own compiled program:
+    # inside the main one, XLA would recompute it for every padded pixel.
+    coordinate, valid = fused.coordinate(depths)
     out = fused.function(images, coordinate, valid, seed_pair)
   else:
     grid = settings.layer_grid(camera, psf)
@@ -364,8 +364,10 @@ def _render(images, depths, seed_pair, camera, psf, settings, grid, composite,
 
 @dataclasses.dataclass(frozen=True)
 class _FusedRenderer:
+  """The fused engine's compiled functions for one camera, PSF and settings."""
   grid: layers_lib.LayerGrid
-  function: Any
+  coordinate: Any  # depths [B,H,W,1] -> (slab coordinate, valid)
+  function: Any  # (images, coordinate, valid, seed pair) -> render
 
 
 #: Compiled fused renderers, by camera, PSF and settings (a grid's share table
@@ -374,7 +376,7 @@ _FUSED_CACHE: dict[str, Any] = {}
 
 
 def _fused_renderer(camera: Camera, psf: str, settings: RenderOptions):
-  """The cached fused-engine function ``(images, depths, seed) -> render``, or None.
+  """The cached fused-engine :class:`_FusedRenderer` for these settings, or None.
 
   None where the fused engine does not cover the settings (see
   :func:`d3tf.optics.fused_render.supports`): the caller then renders with
@@ -389,7 +391,10 @@ def _fused_renderer(camera: Camera, psf: str, settings: RenderOptions):
     def render(images, coordinate, valid, seed_pair):
       return _render(images, None, seed_pair, camera, psf, settings, grid, _fused_composite,
                      (coordinate, valid))
-    function = _FusedRenderer(grid, tf.function(render, jit_compile=settings.jit_compile))
+    coordinate = tf.function(lambda depths: _slab_coordinate(depths, camera, grid),
+                             jit_compile=settings.jit_compile)
+    function = _FusedRenderer(grid, coordinate,
+                              tf.function(render, jit_compile=settings.jit_compile))
   else:
     logging.log_first_n(logging.INFO, "render_defocus: the fused engine does not cover psf=%r "
                         "with these settings; using the reference engine", 4, psf)
