@@ -130,7 +130,7 @@ def test_checkpoint_choice_and_missing_files_name_the_path(model_dir, tmp_path):
 def test_corrupt_files_name_the_path(model_dir, tmp_path):
   bad_model = tmp_path / "bad.keras"
   bad_model.write_bytes(b"not a zip archive")
-  with pytest.raises(ValueError, match=f"{bad_model}: cannot load"):
+  with pytest.raises(ValueError, match=f"{bad_model}: not a complete .keras archive"):
     inference.load_predictor(bad_model)
   shutil.copy(model_dir / "model.keras", tmp_path / "good.keras")
   meta_path = tmp_path / artifacts.METADATA_FILENAME
