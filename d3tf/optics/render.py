@@ -304,24 +304,33 @@ def _reference_composite(radiance, coordinate, valid, grid, camera, psf, setting
   return _composite(radiance, coordinate, valid, grid, kernels, settings, psf_lib.get(psf).min_support)
 
 
+def _padded_inputs(radiance, coordinate, valid, grid, settings, pad: int):
+  """The slab coordinate (rounded for hard slabs, invalid pixels marked) and both inputs padded.
+
+  Returns:
+    ``(coordinate, padded_radiance, padded_coordinate)``: padded by ``pad`` pixels on each side,
+    reflected or with zeros (then outside pixels get a coordinate that no slab claims).
+  """
+  if not grid.soft:
+    coordinate = tf.round(coordinate)
+  coordinate = tf.where(valid, coordinate, _INVALID_COORDINATE)
+  if pad and settings.border == "reflect":
+    return coordinate, _pad(radiance, pad, pad, "reflect"), _pad(coordinate, pad, pad, "reflect")
+  if pad:
+    paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+    return (coordinate, tf.pad(radiance, paddings),
+            tf.pad(coordinate, paddings, constant_values=_OUTSIDE_COORDINATE))
+  return coordinate, radiance, coordinate
+
+
 def _fused_composite(radiance, coordinate, valid, grid, camera, psf, settings):
   """The fused engine's compositing (:mod:`d3tf.optics.fused_render`)."""
   del camera
   plans = [fused_lib.plan_gaussian(psf_lib.gaussian_sigma_px(c, settings.rho),
                                    settings.pyramid_min_sigma) for c in grid.signed_blur_px]
-  if not grid.soft:
-    coordinate = tf.round(coordinate)
-  coordinate = tf.where(valid, coordinate, _INVALID_COORDINATE)
   pad = max(plan.margin for plan in plans)
-  if pad and settings.border == "reflect":
-    padded_radiance = _pad(radiance, pad, pad, "reflect")
-    padded_coordinate = _pad(coordinate, pad, pad, "reflect")
-  elif pad:
-    paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
-    padded_radiance = tf.pad(radiance, paddings)
-    padded_coordinate = tf.pad(coordinate, paddings, constant_values=_OUTSIDE_COORDINATE)
-  else:
-    padded_radiance, padded_coordinate = radiance, coordinate
+  coordinate, padded_radiance, padded_coordinate = _padded_inputs(radiance, coordinate, valid,
+                                                                  grid, settings, pad)
   return fused_lib.composite(radiance, coordinate, padded_radiance, padded_coordinate, pad,
                              grid, plans, settings, psf_lib.get(psf).min_support)
 
@@ -513,19 +522,10 @@ def _composite(radiance, coordinate, valid, grid, kernels, settings, min_support
   Returns:
     [B,H,W,3] composite, in the colour space of ``radiance``.
   """
-  if not grid.soft:
-    coordinate = tf.round(coordinate)
-  coordinate = tf.where(valid, coordinate, _INVALID_COORDINATE)
   dilation = int(settings.dilation_px)
   pad = max(kernel.radius for kernel in kernels) + dilation
-  padded_radiance, padded_coordinate = radiance, coordinate
-  if pad and settings.border == "reflect":
-    padded_radiance = _pad(radiance, pad, pad, "reflect")
-    padded_coordinate = _pad(coordinate, pad, pad, "reflect")
-  elif pad:
-    paddings = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
-    padded_radiance = tf.pad(radiance, paddings)
-    padded_coordinate = tf.pad(coordinate, paddings, constant_values=_OUTSIDE_COORDINATE)
+  coordinate, padded_radiance, padded_coordinate = _padded_inputs(radiance, coordinate, valid,
+                                                                  grid, settings, pad)
   planes = tf.transpose(padded_radiance, [3, 0, 1, 2])  # [3,B,H,W]
   slab_coordinate = padded_coordinate[..., 0]  # [B,H,W]
   normalize = settings.normalize
