@@ -224,6 +224,18 @@ class LogScale(keras.layers.Layer):
 _GREY_LEVELS = 255.0
 
 
+def _check_odd_window(name: str, value) -> None:
+  """Raises ValueError naming ``name`` unless ``value`` is an odd integer >= 3 (a pooling window)."""
+  if isinstance(value, bool) or int(value) != value or value < 3 or value % 2 == 0:
+    raise ValueError(f"{name} must be an odd integer >= 3, got {value!r}")
+
+
+def _check_floor(name: str, value) -> None:
+  """Raises ValueError naming ``name`` unless ``value`` is in (0, 1)."""
+  if not 0.0 < float(value) < 1.0:
+    raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class BandPassSharpness(keras.layers.Layer):
   """Three fixed, contrast-normalised band-pass maps of RGB images: a sharpness input.
@@ -264,13 +276,11 @@ class BandPassSharpness(keras.layers.Layer):
     windows = {"fine_window": fine_window, "middle_window": middle_window,
                "rms_window": rms_window}
     for name, value in windows.items():
-      if isinstance(value, bool) or int(value) != value or value < 3 or value % 2 == 0:
-        raise ValueError(f"BandPassSharpness.{name} must be an odd integer >= 3, got {value!r}")
+      _check_odd_window(f"BandPassSharpness.{name}", value)
     if middle_window <= fine_window:
       raise ValueError(f"BandPassSharpness.middle_window must exceed fine_window "
                        f"({fine_window}), got {middle_window!r}")
-    if not 0.0 < float(floor) < 1.0:
-      raise ValueError(f"BandPassSharpness.floor must be in (0, 1), got {floor!r}")
+    _check_floor("BandPassSharpness.floor", floor)
     self.floor = float(floor)
     self.fine_window = int(fine_window)
     self.middle_window = int(middle_window)
@@ -362,12 +372,8 @@ class ReblurRatios(keras.layers.Layer):
         b <= a for a, b in zip(values, values[1:])):
       raise ValueError(f"ReblurRatios.sigmas must be increasing values in (0, 64) pixels, got "
                        f"{sigmas!r}")
-    if (isinstance(energy_window, bool) or int(energy_window) != energy_window or
-        energy_window < 3 or energy_window % 2 == 0):
-      raise ValueError(f"ReblurRatios.energy_window must be an odd integer >= 3, got "
-                       f"{energy_window!r}")
-    if not 0.0 < float(floor) < 1.0:
-      raise ValueError(f"ReblurRatios.floor must be in (0, 1), got {floor!r}")
+    _check_odd_window("ReblurRatios.energy_window", energy_window)
+    _check_floor("ReblurRatios.floor", floor)
     self.sigmas = tuple(values)
     self.energy_window = int(energy_window)
     self.floor = float(floor)
