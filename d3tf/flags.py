@@ -511,7 +511,14 @@ def define_predict_flags() -> None:
   define_output_dir_flag()
   _define_input_flag()
   flags.DEFINE_string("images", None, "Your photos: an image file, a folder of images, or a "
-                      "glob pattern (quoted).")
+                      "glob pattern (quoted); or give them as arguments.")
+  flags.DEFINE_enum(
+      "camera_from_exif", "auto", ["auto", "require", "off"],
+      "Each photo's camera, value by value: a camera flag, else the photo's EXIF (pixel "
+      "pitch: FocalPlaneXResolution, the sensor table by Make/Model, or the 35 mm "
+      "equivalent), else the model's camera. 'require': refuse a photo whose value comes "
+      "from neither a flag nor the photo; 'off': do not read the EXIF. A --camera preset "
+      "states all four values (--camera=model: the model's).")
   flags.DEFINE_float("color_max_depth_m", None, "Top of the colour scale, metres (default: "
                      "the model's maximum depth).")
   flags.DEFINE_integer(
@@ -529,6 +536,28 @@ def images_from_flags() -> str:
     log_deprecated("input", "images")
     return FLAGS.input
   raise app.UsageError("--images is required (an image file, a folder or a glob pattern)")
+
+
+def photo_arguments_from_flags(args: list[str]) -> list[tuple[str, str]]:
+  """``(argument as given, pattern)`` of the photos: positional ``args``, then ``--images``."""
+  found = [(f"photo argument {arg!r}", arg) for arg in args]
+  if FLAGS.images is not None or FLAGS.input is not None:
+    images = images_from_flags()
+    found.append((f"--images={images}", images))
+  if not found:
+    raise app.UsageError("No photos: give image files, folders or glob patterns as arguments "
+                         "(or --images)")
+  return found
+
+
+def camera_from_exif_from_flags() -> str:
+  """``--camera_from_exif``; "off" when ``--camera`` states the camera (its preset's values)."""
+  if FLAGS.camera is None:
+    return FLAGS.camera_from_exif
+  if FLAGS.camera_from_exif == "require":
+    raise app.UsageError(f"--camera_from_exif=require contradicts --camera={FLAGS.camera} "
+                         "(which states the camera): drop one of them")
+  return "off"
 
 
 # ------------------------------------------------------------------ export

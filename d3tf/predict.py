@@ -1,7 +1,7 @@
 r"""Predicts depth for your own photos with a trained model: ``python -m d3tf.predict``.
 
-``--images`` (old name: ``--input``) is an image file, a folder (its
-.png/.jpg/.jpeg/.bmp/.tif files) or a glob pattern (quote it). For each photo
+Each photo argument (and ``--images``) is an image file, a folder (its
+.png/.jpg/.jpeg/.bmp/.tif files) or a glob pattern. For each photo
 ``NAME`` it writes, into ``--output_dir``, at the photo's own resolution:
 
 * ``NAME_depth_mm.png``: depth as a 16-bit grey PNG in millimetres
@@ -23,17 +23,26 @@ r"""Predicts depth for your own photos with a trained model: ``python -m d3tf.pr
 Images of any size work: they are padded (reflect) to a multiple of 32 and
 the prediction is cropped back.
 
+Photos are given as arguments (files, folders or globs) and/or by ``--images``
+(old name: ``--input``).
+
 A depth-from-defocus model only works on photos taken with the camera it was
 trained with (same focal length, f-number, pixel pitch after any resizing,
-and focus distance). That camera is read from the model's metadata and
-logged; state your own camera with ``--camera`` (nyu | dslr | none) and/or
-its parameters (unset ``--camera`` with parameters: the model's camera with
-those changed), and a warning says where they differ.
+and focus distance). Each photo's camera is resolved value by value: a camera
+flag (``--focal_length_mm``, ``--f_number``, ``--pixel_pitch_um``,
+``--focus_distance_m``, or a ``--camera`` preset's values), else the photo's
+EXIF (the pixel pitch from FocalPlaneXResolution, else the sensor table by
+Make/Model, else the 35 mm equivalent focal length), else the model's camera
+("model metadata"). One line per photo logs each value and its source, and a
+warning says where a photo's camera differs from the model's.
+``--camera_from_exif=require`` refuses a photo whose value comes from neither
+a flag nor the photo; ``--camera_from_exif=off`` does not read the EXIF.
 
 Examples::
 
+  python -m d3tf.predict IMG_*.JPG --model=runs/dfd_finetune --output_dir=depth
   python -m d3tf.predict --model=runs/nyu_focus2m --images=photos/ --output_dir=depth
-  python -m d3tf.predict --model=runs/dfd_finetune/best.keras --images='shots/*.JPG' \
+  python -m d3tf.predict --model=runs/dfd_finetune/best.keras 'shots/*.JPG' \
       --camera=dslr --samples=20
 """
 
@@ -50,31 +59,33 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if not FLAGS.model:
     raise app.UsageError("--model is required (a model_dir, a .keras file or an export)")
   from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   from d3tf.experiment import predict_lib  # pylint: disable=g-import-not-at-top
   try:
-    paths = predict_lib.list_inputs(flags_lib.images_from_flags())
+    paths = predict_lib.list_photos(flags_lib.photo_arguments_from_flags(argv[1:]))
     camera = flags_lib.camera_config_from_flags("model")
     from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
     camera.build(Camera.nyu())  # Checks the camera flags before the slow model load.
     if FLAGS.max_tile_pixels:
       from d3tf import tiling  # pylint: disable=g-import-not-at-top
       tiling.tile_side(FLAGS.max_tile_pixels)  # A budget below 32x32 is refused now.
+    photo_cameras = predict_lib.read_photo_cameras(
+        paths, camera, flags_lib.camera_from_exif_from_flags())
     predictor = inference.load_predictor(FLAGS.model, checkpoint=FLAGS.checkpoint)
     logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
-    predict_lib.check_camera(predictor.camera, camera)
+    if photo_cameras is None:  # --camera=none: all-in-focus photos.
+      predict_lib.check_camera(predictor.camera, camera)
+    else:
+      photo_cameras = predict_lib.check_photo_cameras(photo_cameras, predictor.camera)
     predict_lib.predict_files(predictor, paths, FLAGS.output_dir or "predictions",
                               samples=FLAGS.samples or 1,
                               color_max_depth_m=FLAGS.color_max_depth_m,
-                              max_tile_pixels=FLAGS.max_tile_pixels)
+                              max_tile_pixels=FLAGS.max_tile_pixels, cameras=photo_cameras)
   except (FileNotFoundError, ValueError) as e:
     raise flags_lib.usage_error(e) from None
-
 
 if __name__ == "__main__":
   from d3tf import cli_errors  # pylint: disable=g-import-not-at-top

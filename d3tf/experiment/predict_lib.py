@@ -18,26 +18,49 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Standard deviations of Predictor.predict written as files: key (file name part), bar label.
 _STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistemic std (m)"),
                 ("aleatoric_std", "aleatoric std (m)"))
-def list_inputs(pattern: str) -> list[str]:
+#: --camera_from_exif: use the EXIF where no flag states a value ("auto"), insist that each
+#: value comes from a flag or the photo ("require"), or do not read it ("off").
+EXIF_MODES = ("auto", "require", "off")
+
+
+def list_inputs(pattern: str, argument: str | None = None) -> list[str]:
   """The image files named by ``pattern``: a file, a folder or a glob.
 
+  Args:
+    pattern: A file, a folder (its image files) or a glob pattern.
+    argument: How the pattern was given, for messages (default
+      ``--images=PATTERN``).
+
   Raises:
-    ValueError: nothing matches (naming the pattern).
+    ValueError: nothing matches (naming the argument).
   """
+  argument = argument or f"--images={pattern}"
   if os.path.isdir(pattern):
     files = sorted(os.path.join(pattern, f) for f in os.listdir(pattern)
                    if f.lower().endswith(IMAGE_SUFFIXES) and
                    os.path.isfile(os.path.join(pattern, f)))
     if not files:
-      raise ValueError(f"--images={pattern}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+      raise ValueError(f"{argument}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
   if os.path.isfile(pattern):
     return [pattern]
   files = sorted(f for f in glob.glob(pattern) if os.path.isfile(f))
   if not files:
-    raise ValueError(f"--images={pattern}: no such file or folder, and no file matches it as a "
+    raise ValueError(f"{argument}: no such file or folder, and no file matches it as a "
                      "glob pattern")
   return files
+
+
+def list_photos(arguments: list[tuple[str, str]]) -> list[str]:
+  """The image files of several ``(argument, pattern)`` (:func:`list_inputs`), each once."""
+  paths, seen = [], set()
+  for argument, pattern in arguments:
+    for path in list_inputs(pattern, argument):
+      key = os.path.realpath(path)
+      if key not in seen:
+        seen.add(key)
+        paths.append(path)
+  return paths
 
 
 def output_names(paths: list[str]) -> list[str]:
@@ -96,9 +119,86 @@ def check_camera(model_camera, camera_config) -> list[str]:
   return diffs
 
 
+def read_photo_cameras(paths: list[str], camera_config, camera_from_exif: str = "auto"):
+  """Each photo's camera from the stated values and its EXIF (before a model is loaded).
+
+  Per value: a flag (``--focal_length_mm``...) or a ``--camera`` preset's value, then the
+  photo's EXIF (pixel pitch: FocalPlaneXResolution, the sensor table, the 35 mm equivalent);
+  :func:`check_photo_cameras` then fills what is left from the model's camera.
+
+  Args:
+    paths: The photos.
+    camera_config: The stated camera (:class:`d3tf.experiment.config.CameraConfig`; preset
+      "model": no preset stated, "none": all-in-focus photos).
+    camera_from_exif: One of :data:`EXIF_MODES`.
+
+  Returns:
+    A :class:`d3tf.optics.photo_camera.PhotoCamera` per photo, or None for preset "none".
+
+  Raises:
+    ValueError: a bad mode, or with "require" a value neither stated nor in a photo's EXIF
+      (naming the photo, the value and its flag).
+  """
+  from d3tf.optics import photo_camera  # pylint: disable=g-import-not-at-top
+  if camera_from_exif not in EXIF_MODES:
+    raise ValueError(f"camera_from_exif must be one of {EXIF_MODES}, got {camera_from_exif!r}")
+  if camera_config.preset == "none":
+    return None
+  preset = None if camera_config.preset == "model" else type(camera_config)(
+      camera_config.preset).build()
+  stated = photo_camera.stated_values(preset, f"--camera={camera_config.preset}",
+                                      camera_config.overrides())
+  cameras = [photo_camera.resolve(path, stated, read_exif=camera_from_exif != "off")
+             for path in paths]
+  if camera_from_exif == "require":
+    for camera in cameras:
+      photo_camera.refuse_missing(camera, "--camera_from_exif=require: ")
+  return cameras
+
+
+def check_photo_cameras(photo_cameras, model_camera, *, needs_camera: bool = False):
+  """Completes each photo's camera from the model's, logs it, and warns where it differs.
+
+  Logs one line per photo (each value and its source) and one mismatch warning per distinct
+  camera that differs from the model's (naming its photos).
+
+  Args:
+    photo_cameras: :func:`read_photo_cameras`' output.
+    model_camera: The model's training camera (its values are the last fallback), or None
+      (a model trained on all-in-focus input: nothing to fall back on).
+    needs_camera: The model takes the camera as input (camera-aware models): a value that
+      is still missing is refused.
+
+  Returns:
+    The completed cameras (a photo's may still miss values when the model has no camera
+    and does not need one).
+
+  Raises:
+    ValueError: a missing value that is needed, or an implausible one (naming the photo).
+  """
+  from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+  logging.info("Camera the model was trained with: %s",
+               camera_match.describe_camera(model_camera))
+  from d3tf.optics import photo_camera  # pylint: disable=g-import-not-at-top
+  completed, groups = [], {}
+  for photo in photo_cameras:
+    photo = photo.with_fallback(model_camera)
+    logging.info("Camera of %s: %s", photo.path, photo.describe())
+    if needs_camera:
+      photo_camera.refuse_missing(photo)
+    if photo.complete:
+      groups.setdefault(photo.camera(), []).append(photo.path)  # Raises if implausible.
+    completed.append(photo)
+  for camera, paths in groups.items():
+    shown = (f"photo {paths[0]}" if len(paths) == 1 else
+             f"{len(paths)} photos ({', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''})")
+    camera_match.warn_if_mismatch(model_camera, camera, shown)
+  return completed
+
+
 def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int = 1,
                   color_max_depth_m: float | None = None,
-                  max_tile_pixels: int = 0) -> list[dict[str, Any]]:
+                  max_tile_pixels: int = 0, cameras=None) -> list[dict[str, Any]]:
   """Predicts each photo of ``paths`` and writes its depth files into ``output_dir``.
 
   Args:
@@ -110,9 +210,13 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
       maximum depth).
     max_tile_pixels: A photo with more pixels is predicted in overlapping
       tiles of at most this many pixels (:mod:`d3tf.tiling`); 0: one pass.
+    cameras: Each photo's camera (:func:`check_photo_cameras`), or None. Today's models
+      know their one camera; a camera-aware model will take ``cameras[i].camera()`` with
+      image ``i``.
 
   Returns:
-    Per photo: ``{"path", "name", "shape", "min_depth_m", "max_depth_m"}``.
+    Per photo: ``{"path", "name", "shape", "min_depth_m", "max_depth_m"}``, and
+    ``"camera"`` (each value and its source) when ``cameras`` are given.
   """
   from d3tf import tiling  # pylint: disable=g-import-not-at-top
   from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top
@@ -124,7 +228,9 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
   out = output_dir
   os.makedirs(out, exist_ok=True)
   written = []
-  for path, name in zip(paths, output_names(paths)):
+  if cameras is not None and len(cameras) != len(paths):
+    raise ValueError(f"cameras: {len(cameras)} given for {len(paths)} photos")
+  for index, (path, name) in enumerate(zip(paths, output_names(paths))):
     image = common.read_image(path)
     result = (tiling.predict_tiled(predictor.predict, image, samples=samples,
                                    max_tile_pixels=max_tile_pixels)
@@ -148,5 +254,7 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
     written.append({"path": path, "name": name, "shape": list(depth.shape),
                     "min_depth_m": float(np.nanmin(depth)),
                     "max_depth_m": float(np.nanmax(depth))})
+    if cameras is not None:
+      written[-1]["camera"] = cameras[index].to_dict()
   logging.info("Wrote depth for %d image(s) to %s", len(paths), os.path.abspath(out))
   return written
