@@ -61,8 +61,8 @@ def define_camera_flags() -> None:
       "Camera: 'nyu' (15 mm, f/2.8, 5.6 um, focus 2 m: the paper's NYU camera), 'dslr' (Nikon "
       "D200 35 mm, f/2.8, 36 um after x6 downsampling, focus 1.7 m), 'none' (all-in-focus "
       "input, no defocus) or 'model' (the camera in a trained model's metadata). Unset: train, "
-      "render and preview use 'nyu'; evaluate 'model'; predict checks nothing unless a "
-      "parameter below is given.")
+      "render and preview use 'nyu'; evaluate 'model'; predict each photo's camera from the "
+      "parameters below, its EXIF, else the model's (see --camera_from_exif).")
   flags.DEFINE_float("focal_length_mm", None, "Overrides the camera's focal length, mm.")
   flags.DEFINE_float("f_number", None, "Overrides the camera's f-number.")
   flags.DEFINE_float("pixel_pitch_um", None, "Overrides the camera's pixel pitch, um (after "
