@@ -61,6 +61,12 @@ def test_exif_values_are_read(tmp_path):
                           "pixel_pitch_um": (pytest.approx(50.0), "EXIF FocalPlaneXResolution"),
                           "focus_distance_m": (2.5, "EXIF SubjectDistance")}
   camera = photo_camera.resolve(path).camera()
+  # f-number from the APEX ApertureValue (3: f/2.83) when FNumber is absent; a focal-plane
+  # resolution without an absolute unit (1) gives no pitch.
+  path_b = _photo(tmp_path / "b.jpg", t9202=_R(3, 1), tA20E=_R(200, 1), tA210=1)
+  found = exif_camera.read_exif_camera(path_b)
+  assert found.values["f_number"] == (pytest.approx(2 ** 1.5), "EXIF ApertureValue")
+  assert found.missing["pixel_pitch_um"].startswith("FocalPlaneResolutionUnit 1 is not a length")
   assert camera.to_dict() == pytest.approx(dict(
       focal_length_m=0.05, f_number=1.8, pixel_pitch_m=50e-6, focus_distance_m=2.5))
 

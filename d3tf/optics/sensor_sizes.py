@@ -52,8 +52,9 @@ SENSORS = (
            "Canon EOS 5D Mark II specifications: CMOS approx. 36 x 24 mm"),
     Sensor("CANON", ("EOS 5D MARK IV",), "Canon EOS 5D Mark IV", 36.0,
            "Canon EOS 5D Mark IV specifications: CMOS approx. 36.0 x 24.0 mm"),
-    Sensor("CANON", ("EOS 80D",), "Canon EOS 80D", 22.3,
-           "Canon EOS 80D specifications: CMOS approx. 22.3 x 14.9 mm"),
+    # Canon's APS-C widths differ by model (22.3, 22.4, 22.5 mm): each entry is its own spec.
+    Sensor("CANON", ("EOS 80D",), "Canon EOS 80D", 22.5,
+           "Canon EOS 80D specifications: CMOS approx. 22.5 x 15.0 mm"),
     Sensor("CANON", ("EOS 600D", "EOS REBEL T3I", "EOS KISS X5"), "Canon EOS 600D", 22.3,
            "Canon EOS 600D specifications: CMOS approx. 22.3 x 14.9 mm"),
     Sensor("SONY", ("ILCE-7M3",), "Sony Alpha 7 III", 35.6,
