@@ -1,6 +1,6 @@
 r"""Predicts depth for your own photos with a trained model: ``python -m d3tf.predict``.
 
-Each photo argument (and ``--images``) is an image file, a folder (its
+Each photo argument (and ``--images``, old name ``--input``) is an image file, a folder (its
 .png/.jpg/.jpeg/.bmp/.tif files) or a glob pattern. For each photo
 ``NAME`` it writes, into ``--output_dir``, at the photo's own resolution:
 
@@ -22,9 +22,6 @@ Each photo argument (and ``--images``) is an image file, a folder (its
 
 Images of any size work: they are padded (reflect) to a multiple of 32 and
 the prediction is cropped back.
-
-Photos are given as arguments (files, folders or globs) and/or by ``--images``
-(old name: ``--input``).
 
 A depth-from-defocus model only works on photos taken with the camera it was
 trained with (same focal length, f-number, pixel pitch after any resizing,
@@ -86,6 +83,7 @@ def main(argv):
                               max_tile_pixels=FLAGS.max_tile_pixels, cameras=photo_cameras)
   except (FileNotFoundError, ValueError) as e:
     raise flags_lib.usage_error(e) from None
+
 
 if __name__ == "__main__":
   from d3tf import cli_errors  # pylint: disable=g-import-not-at-top
