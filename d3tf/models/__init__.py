@@ -4,6 +4,9 @@ Importing this package registers the custom layers with Keras, so that
 ``keras.models.load_model("model.keras")`` works without ``custom_objects``.
 """
 
+from d3tf.models.camera_layers import CameraFeatures
+from d3tf.models.camera_layers import FiLM
+from d3tf.models.camera_layers import ThinLensDepth
 from d3tf.models.d3net import ALEATORIC_TYPES
 from d3tf.models.d3net import ALEATORIC_VARIANCE_FACTOR
 from d3tf.models.d3net import aleatoric_of
@@ -40,6 +43,9 @@ __all__ = [
     "ALEATORIC_VARIANCE_FACTOR",
     "aleatoric_of",
     "BandPassSharpness",
+    "CameraFeatures",
+    "FiLM",
+    "ThinLensDepth",
     "build_d3net",
     "Conv2DFlipout",
     "Conv2DReparameterization",

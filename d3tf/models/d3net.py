@@ -36,6 +36,12 @@ metres, always inside (0, max_depth_m) (the range that evaluation scores;
 NYUv2 and the procedural scenes lie inside 10 m). The untrained network
 predicts about ``max_depth_m / 2``.
 
+Camera-aware (``camera_aware=True``, off by default): inputs ``{"image",
+"camera"}``; each decoder block is FiLM-conditioned on the camera, and the
+head's convolution gives the signed blur in pixels (``signed_blur``), which
+:class:`~d3tf.models.camera_layers.ThinLensDepth` turns into metres with the
+camera's thin-lens formula (``docs/any_camera.md``).
+
 Bayesian options (all off by default; the defaults build the paper's network
 with its 24,220,225 trainable parameters and a single depth output):
 
@@ -96,6 +102,7 @@ from absl import logging
 import keras
 import numpy as np
 
+from d3tf.models import camera_layers
 from d3tf.models import variational
 from d3tf.models.layers import BandPassSharpness
 from d3tf.models.layers import ReblurRatios
@@ -122,6 +129,9 @@ INPUT_FEATURES = ("rgb", "rgb+bandpass", "rgb+reblur")
 ALEATORIC_VARIANCE_FACTOR = {"none": 1.0, "gaussian": 1.0, "laplace": 2.0}
 #: Smallest scale the aleatoric head predicts, metres.
 ALEATORIC_MIN_SCALE_M = 1e-3
+
+#: Signed blur (pixels) per unit of the camera-aware head's convolution output.
+SIGNED_BLUR_UNIT_PX = 8.0
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -177,6 +187,13 @@ class D3NetConfig:
       add three multi-scale re-blur ratio maps (:class:`ReblurRatios`).
     bandpass_floor: Smallest band RMS of those maps, on the [0, 1] intensity
       scale (``BandPassSharpness.floor``); used with "rgb+bandpass" only.
+    camera_aware: Take the camera as a second input (``{"image", "camera"}``,
+      the camera a ``[B, 4]`` vector: focal length mm, f-number, pixel pitch
+      um, focus distance m), predict the signed blur in pixels and convert it
+      to metres with the thin-lens formula (:mod:`d3tf.models.camera_layers`);
+      the decoder blocks are FiLM-conditioned on the camera. False (default):
+      the paper's single-camera network, unchanged.
+    min_depth_m: Camera-aware head: the nearest depth it predicts.
   """
 
   growth_rate: int = 32
@@ -198,6 +215,8 @@ class D3NetConfig:
   aleatoric: str = "none"
   input_features: str = "rgb"
   bandpass_floor: float = 1e-4
+  camera_aware: bool = False
+  min_depth_m: float = 0.1
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -226,6 +245,14 @@ class D3NetConfig:
         not 0 <= blocks <= 5):
       raise ValueError(f"D3NetConfig.dropout_blocks must be an integer in [0, 5], got {blocks!r}")
     set_field("dropout_blocks", int(blocks))
+    if not isinstance(self.camera_aware, (bool, np.bool_)):
+      raise ValueError(f"D3NetConfig.camera_aware must be True or False, got "
+                       f"{self.camera_aware!r}")
+    set_field("camera_aware", bool(self.camera_aware))
+    if not 0.0 < float(self.min_depth_m) < self.max_depth_m:
+      raise ValueError(f"D3NetConfig.min_depth_m must be in (0, max_depth_m={self.max_depth_m}), "
+                       f"got {self.min_depth_m!r}")
+    set_field("min_depth_m", float(self.min_depth_m))
     if self.input_features not in INPUT_FEATURES:
       raise ValueError(f"D3NetConfig.input_features must be one of {INPUT_FEATURES}, got "
                        f"{self.input_features!r}")
@@ -308,6 +335,8 @@ class D3NetConfig:
     result = dataclasses.asdict(self)
     for name in ("block_layers", "decoder_filters", "variational_blocks"):
       result[name] = list(result[name])
+    if not self.camera_aware:  # Single-camera configs keep their keys (older d3tf reads them).
+      del result["camera_aware"], result["min_depth_m"]
     return result
 
   @classmethod
@@ -380,9 +409,23 @@ class _Builder:
       x = MCDropout(c.dropout_rate, name=f"{name}_dropout")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x)
 
+  def film(self, x, name: str):
+    """FiLM-conditions ``x`` on the camera (camera-aware models); identity otherwise."""
+    if self.camera_hidden is None:
+      return x
+    gamma_beta = keras.layers.Dense(2 * x.shape[-1], kernel_initializer="zeros",
+                                    name=f"{name}_film_dense")(self.camera_hidden)
+    return camera_layers.FiLM(name=f"{name}_film")([x, gamma_beta])
+
   def build(self):
     c = self.config
     inputs = keras.Input(shape=(None, None, 3), name="image")
+    self.camera_hidden = camera = None
+    if c.camera_aware:
+      camera = keras.Input(shape=(4,), name="camera")
+      features = camera_layers.CameraFeatures(name="camera_features")(camera)
+      self.camera_hidden = keras.layers.Dense(32, activation="relu",
+                                              name="camera_hidden")(features)
     checked = SizeMultipleCheck(SIZE_MULTIPLE, name="size_check")(inputs)
     x = keras.layers.Normalization(mean=list(_IMAGENET_MEAN),
                                    variance=[s * s for s in _IMAGENET_STD],
@@ -419,10 +462,17 @@ class _Builder:
         x = keras.layers.Concatenate(name=f"{name}_concat")([x, skips[k - 1]])
       x = self.decoder_block(x, c.decoder_filters[5 - k], dropout=(5 - k) < c.dropout_blocks,
                              name=name, bayesian=k in c.variational_blocks)
+      x = self.film(x, name)
     features = x
     x = keras.layers.Conv2D(1, 3, padding="same", name="depth_conv")(features)
-    x = keras.layers.Activation("sigmoid", name="depth_sigmoid")(x)
-    depth = keras.layers.Rescaling(c.max_depth_m, name="depth")(x)
+    if c.camera_aware:
+      blur = keras.layers.Rescaling(SIGNED_BLUR_UNIT_PX, name="signed_blur")(x)
+      depth = camera_layers.ThinLensDepth(c.min_depth_m, c.max_depth_m, name="depth")(
+          [blur, camera])
+      inputs = {"image": inputs, "camera": camera}
+    else:
+      x = keras.layers.Activation("sigmoid", name="depth_sigmoid")(x)
+      depth = keras.layers.Rescaling(c.max_depth_m, name="depth")(x)
     if c.aleatoric == "none":
       return inputs, depth
     # Zero kernel, bias softplus^-1(1 m): the untrained head predicts a 1 m scale everywhere.
