@@ -205,7 +205,8 @@ def define_model_source_flags() -> None:
 # flagfile) overrides the --experiment preset.
 _CAMERA_FIELDS = {"camera": ("camera", "preset"), "focal_length_mm": ("camera", "focal_length_mm"),
                   "f_number": ("camera", "f_number"), "pixel_pitch_um": ("camera", "pixel_pitch_um"),
-                  "focus_distance_m": ("camera", "focus_distance_m")}
+                  "focus_distance_m": ("camera", "focus_distance_m"),
+                  "camera_range": ("camera", "range")}
 TRAINING_FLAG_FIELDS = {
     "dataset": ("data", "dataset"), "data_path": ("data", "data_path"),
     "splits_path": ("data", "splits_path"), "val_data_path": ("data", "val_data_path"),
@@ -222,6 +223,7 @@ TRAINING_FLAG_FIELDS = {
     "variational_type": ("model", "variational_type"),
     "posterior_scale_init": ("model", "posterior_scale_init"),
     "prior_scale": ("model", "prior_scale"), "imagenet_weights": ("model", "imagenet_weights"),
+    "camera_aware": ("model", "camera_aware"),
     "learning_rate": ("training", "learning_rate"), "beta1": ("training", "beta1"),
     "loss": ("training", "loss"), "epochs": ("training", "epochs"),
     "steps_per_epoch": ("training", "steps_per_epoch"),
@@ -320,6 +322,12 @@ def define_training_flags() -> None:
   flags.DEFINE_integer("kl_anneal_steps", t.kl_anneal_steps, "Steps of a linear warm-up of "
                        "the KL weight from 0 to --kl_weight (0: none).", lower_bound=0)
   flags.DEFINE_boolean("flips", d.flips, "Random horizontal flips (the paper).")
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_enum("camera_range", None, list(camera_range.RANGES), "Train on a camera drawn "
+                    "per example from this range (docs/any_camera.md); --camera stays the "
+                    "model's default camera. Unset: every example with --camera.")
+  flags.DEFINE_boolean("camera_aware", m.camera_aware, "The camera is a model input: the model "
+                       "takes each image's camera (docs/any_camera.md).")
   flags.DEFINE_enum("augment", d.augment, ["flips", "full"],
                     "'flips': random crops and flips, as the paper; 'full': also zoom and "
                     "colour gains.")

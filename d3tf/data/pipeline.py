@@ -45,6 +45,7 @@ DEFAULT_SHUFFLE_BUFFER = 64
 # Salts that separate the per-example and per-batch seed streams.
 _EXAMPLE_SALT = 0x0A09
 _BATCH_SALT = 0x0BA7
+_CAMERA_SALT = 0x0CA3
 
 
 def make_defocus_fn(camera: Camera, psf: str = "gaussian",
@@ -112,7 +113,9 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
                  deterministic: bool = False, repeat: bool = True,
                  drop_remainder: bool | None = None, split: str = "train",
                  procedural_options: Mapping[str, Any] | None = None,
-                 num_parallel_calls: int | None = None, start_index: int = 0) -> tf.data.Dataset:
+                 num_parallel_calls: int | None = None, start_index: int = 0,
+                 camera_range=None, camera_input: bool = False,
+                 input_camera: Camera | None = None) -> tf.data.Dataset:
   """Builds the training or evaluation pipeline of (inputs, depth) batches.
 
   Order: source -> shuffle -> repeat -> [per example, in parallel: decode to
@@ -168,6 +171,17 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
       mid-epoch. The endless procedural source starts there at no cost, a
       stream is called with ``start_index`` and starts there itself; other
       sources read and drop the first ``start_index`` elements.
+    camera_range: A :class:`d3tf.optics.camera_range.CameraRange`: each
+      example is rendered with its own camera, drawn from the range by
+      (seed, example index) (:func:`~d3tf.optics.camera_range.sample_camera_vector`;
+      the same camera on resume); replaces ``camera`` for rendering.
+      Needs ``render_placement="example"``.
+    camera_input: Also give each example's camera vector (float32 [4]:
+      focal length mm, f-number, pixel pitch um, focus distance m): inputs
+      become ``{"image": ..., "camera": [B, 4]}`` (camera-aware models). The
+      vector is the drawn camera, else ``camera``, else ``input_camera``.
+    input_camera: The camera of real defocused photos (nothing rendered), for
+      ``camera_input``.
 
   Returns:
     A ``tf.data.Dataset`` of ``(inputs float32 [B, h, w, 3] in [0, 1], depth
@@ -196,6 +210,23 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
   elif augment_options is not None:
     raise ValueError("crop_size must be given (multiples of 32) when augment is on, got None")
   defocus = make_defocus_fn(camera, psf, render_options) if camera is not None else None
+  fixed_vector = None
+  if camera_range is not None:
+    from d3tf.optics import camera_range as camera_range_lib  # pylint: disable=g-import-not-at-top
+    if render_placement != "example":
+      raise ValueError("camera_range renders per example: render_placement must be 'example', "
+                       f"got {render_placement!r}")
+    range_options = dict(render_options or {})
+    psf_lib.check_psf(psf)
+    defocus = lambda image, depth, seed, vector: camera_range_lib.render_defocus_vector(
+        image, depth, vector, psf=psf, seed=seed, max_blur=camera_range.max_blur_px,
+        **range_options)
+  elif camera_input:
+    vector_camera = camera if camera is not None else input_camera
+    if vector_camera is None:
+      raise ValueError("camera_input needs a camera_range, a camera or an input_camera")
+    from d3tf.optics import camera_range as camera_range_lib  # pylint: disable=g-import-not-at-top
+    fixed_vector = tf.constant(camera_range_lib.camera_vector(vector_camera))
   if seed is None:
     base_seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
     deterministic_data = False
@@ -258,6 +289,7 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
 
   # ------------------------------------------------------------- per example
   example_key = tf.constant([base_seed, _EXAMPLE_SALT], tf.int64)
+  camera_key = tf.constant([base_seed, _CAMERA_SALT], tf.int64)
 
   def prepare(index, element):
     image = _to_float_image(element["image"])
@@ -273,8 +305,15 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
       image, depth = augment_lib.center_crop(image, depth, crop_size)
     else:
       image, depth = augment_lib.center_crop_to_multiple(image, depth)
-    if defocus is not None and render_placement == "example":
-      image = defocus(image, depth, seed=render_seed)
+    if camera_range is not None:
+      vector = camera_range_lib.sample_camera_vector(camera_range, camera_key, index)
+      image = defocus(image, depth, render_seed, vector)
+    else:
+      vector = fixed_vector
+      if defocus is not None and render_placement == "example":
+        image = defocus(image, depth, seed=render_seed)
+    if camera_input:
+      return {"image": image, "camera": vector}, depth[..., tf.newaxis]
     return image, depth[..., tf.newaxis]
 
   dataset = dataset.enumerate(start=start_index).map(
@@ -287,6 +326,9 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
 
     def render_batch(index, batch):
       images, depths = batch
+      if camera_input:
+        seed_pair = tf.random.experimental.stateless_fold_in(batch_key, index)
+        return dict(images, image=defocus(images["image"], depths, seed=seed_pair)), depths
       seed_pair = tf.random.experimental.stateless_fold_in(batch_key, index)
       return defocus(images, depths, seed=seed_pair), depths
 
@@ -295,6 +337,9 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
         render_batch, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
 
   def check(images, depths):
+    if isinstance(images, dict):
+      return dict(images, image=tf.debugging.assert_all_finite(
+          images["image"], "make_dataset: non-finite input image")), depths
     images = tf.debugging.assert_all_finite(images, "make_dataset: non-finite input image")
     return images, depths
 
@@ -303,6 +348,8 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
   options.deterministic = bool(deterministic)
   dataset = dataset.with_options(options)
   logging.info("make_dataset: batch %d, crop %s, camera %s, psf %s, placement %s, augment %s, "
-               "seed %d", batch_size, crop_size, camera, psf, render_placement,
-               augment_options, base_seed)
+               "seed %d%s", batch_size, crop_size,
+               f"range {camera_range.name}" if camera_range is not None else camera, psf,
+               render_placement, augment_options, base_seed,
+               ", camera vectors in the inputs" if camera_input else "")
   return dataset

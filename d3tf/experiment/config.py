@@ -29,6 +29,7 @@ import types
 import typing
 from typing import Any, Mapping
 
+from d3tf.optics import camera_range as camera_range_lib
 from d3tf.optics import psf as psf_lib
 from d3tf.sizes import SIZE_MULTIPLE
 
@@ -105,6 +106,11 @@ class CameraConfig:
     preset: One of :data:`CAMERA_CHOICES`.
     focal_length_mm, f_number, pixel_pitch_um, focus_distance_m: Overrides
       of the preset's parameters (None keeps them).
+    range: Training: a camera range of :data:`d3tf.optics.camera_range.RANGES`
+      ("anycamera", ...): each example is rendered with its own camera drawn
+      from it (seeded by the run's seed and the example's index); the camera
+      above stays the model's default camera (its metadata, exports). None:
+      every example with the one camera above.
   """
 
   preset: str = _choices(*CAMERA_CHOICES, default="nyu")
@@ -112,6 +118,7 @@ class CameraConfig:
   f_number: float | None = _bounded(None, 0, low_open=True)
   pixel_pitch_um: float | None = _bounded(None, 0, low_open=True)
   focus_distance_m: float | None = _bounded(None, 0, low_open=True)
+  range: str | None = _choices(*camera_range_lib.RANGES, None, default=None)
 
   def overrides(self) -> dict[str, float]:
     """The parameters given, by field name."""
@@ -207,6 +214,8 @@ class ModelConfig:
     variational_type: "flipout" or "reparameterization".
     posterior_scale_init, prior_scale: Variational layers' scales.
     imagenet_weights: Local DenseNet121 weight file (full size only).
+    camera_aware: The camera is a model input (D3NetConfig.camera_aware): the
+      model takes {"image", "camera"} and each example carries its camera.
   """
 
   size: str | None = _choices("tiny", "small", "full", None, default=None)
@@ -219,6 +228,7 @@ class ModelConfig:
   posterior_scale_init: float = _bounded(1e-3, 0.0, low_open=True)
   prior_scale: float = _bounded(1.0, 0.0, low_open=True)
   imagenet_weights: str | None = None
+  camera_aware: bool = False
 
   def d3net_config(self, num_train_examples: int | None = None, hp=None):
     """The ``D3NetConfig`` (size resolved by the caller; ``hp`` reserved for tuning)."""
@@ -238,6 +248,8 @@ class ModelConfig:
                        posterior_scale_init=self.posterior_scale_init)
     if self.aleatoric != "none":
       overrides["aleatoric"] = self.aleatoric
+    if self.camera_aware:
+      overrides["camera_aware"] = True
     return getattr(models.D3NetConfig, self.size)(**overrides)
 
 
@@ -375,6 +387,10 @@ class ExperimentConfig:
       return None
     return self.camera.build()
 
+  def build_camera_range(self):
+    """The :class:`d3tf.optics.camera_range.CameraRange` examples draw from, or None."""
+    return camera_range_lib.get_range(self.camera.range) if self.camera.range else None
+
   # ------------------------------------------------------------ validation
   def validate(self) -> "ExperimentConfig":
     """Checks every field; returns self.
@@ -427,11 +443,32 @@ class ExperimentConfig:
                         f"{model.aleatoric}: the model is trained with the {model.aleatoric} "
                         "negative log-likelihood")
     self.build_camera()  # The camera's values (plausible ranges, units), named.
+    self._check_camera_aware(spec)
     if self.runtime.distribution_strategy in ("multi_worker", "tpu"):
       raise ConfigError("runtime.distribution_strategy", self.runtime.distribution_strategy,
                         f"runtime.distribution_strategy={self.runtime.distribution_strategy} "
                         "is not supported yet (default, mirrored)")
     return self
+
+
+  def _check_camera_aware(self, spec) -> None:
+    """camera.range and model.camera_aware need rendered (or real) defocus."""
+    if self.camera.range is not None:
+      if spec.real_defocus:
+        raise ConfigError("camera.range", self.camera.range,
+                          f"data.dataset={self.data.dataset} has the real blur of one camera: "
+                          "camera.range does not apply to it")
+      if self.render.input == "sharp" or self.camera.preset == "none":
+        raise ConfigError("camera.range", self.camera.range,
+                          "camera.range renders each example's camera: it needs "
+                          "render.input=defocus and a camera.preset")
+      if self.render.mode == "paper":
+        raise ConfigError("camera.range", self.camera.range,
+                          "camera.range needs render.mode=improved (blur-spaced slabs)")
+    if self.model.camera_aware and self.build_camera() is None:
+      raise ConfigError("model.camera_aware", True,
+                        "model.camera_aware needs defocused input (a camera or camera.range), "
+                        "not all-in-focus images")
 
 
 # ---------------------------------------------------------------- helpers

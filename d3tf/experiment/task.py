@@ -136,9 +136,13 @@ class DepthTask:
 
   def _common(self, batch_size: int) -> dict[str, Any]:
     data, render, training = self.config.data, self.config.render, self.config.training
-    return dict(batch_size=batch_size, crop_size=(data.crop_size, data.crop_size),
-                camera=self.render_camera, psf=render.psf,
-                render_options=render.render_options(), seed=training.seed, deterministic=True)
+    common = dict(batch_size=batch_size, crop_size=(data.crop_size, data.crop_size),
+                  camera=self.render_camera, psf=render.psf,
+                  render_options=render.render_options(), seed=training.seed, deterministic=True)
+    if self.config.camera.range or self.config.model.camera_aware:  # docs/any_camera.md
+      common.update(camera_range=self.config.build_camera_range(),
+                    camera_input=self.config.model.camera_aware, input_camera=self.camera)
+    return common
 
   def _augment(self):
     from d3tf.data import AugmentOptions  # pylint: disable=g-import-not-at-top
@@ -150,6 +154,9 @@ class DepthTask:
 
   def build_inputs(self, split: str = "train", input_context=None, start_step: int = 0):
     """The (inputs, depth) batches of ``split``.
+
+    Inputs are images, or ``{"image", "camera"}`` for a camera-aware model
+    (``model.camera_aware``), each example with its own camera.
 
     Args:
       split: "train" (endless, augmented, starting at ``start_step``) or

@@ -54,6 +54,8 @@ def write_metadata(model_dir: str, task: task_lib.DepthTask, model_config,
   if data.dataset == "nyu_densedepth":
     extra = {"val_scenes": list(data.val_scenes), "mix_procedural": data.mix_procedural,
              **extra}
+  if config.camera.range:  # The cameras it was trained on (docs/any_camera.md).
+    extra = {"camera_range": config.build_camera_range().to_dict(), **extra}
   artifacts.write_metadata(model_dir, artifacts.Metadata.for_training(
       camera=camera, psf=config.render.psf,
       render_options=(config.render.render_options()
@@ -150,6 +152,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
   from d3tf import model_files  # pylint: disable=g-import-not-at-top
   from d3tf.data import stream_errors  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from d3tf.training import best_checkpoint  # pylint: disable=g-import-not-at-top
   from d3tf.training import callbacks as callbacks_lib  # pylint: disable=g-import-not-at-top
 
@@ -225,7 +228,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   image_batch = None
   if val is not None and training.tensorboard_images:
     for inputs, depth in stream_errors.call(list, val.take(1)):
-      image_batch = (inputs[:training.tensorboard_images],
+      image_batch = (tf.nest.map_structure(lambda x: x[:training.tensorboard_images], inputs),
                      depth[:training.tensorboard_images].numpy())
   history = keras.callbacks.History()
   callbacks = [

@@ -327,7 +327,8 @@ class TensorBoardLogger(keras.callbacks.Callback):
     pred = keras.ops.convert_to_numpy(pred)
     depth = np.asarray(depth)
     error = np.where(depth > 0, np.abs(pred - depth), np.nan)
-    summaries.write_images("input", np.asarray(inputs), step)
+    summaries.write_images("input", np.asarray(
+        inputs["image"] if isinstance(inputs, Mapping) else inputs), step)
     summaries.write_images("ground_truth", summaries.colorize(depth, 0.0, self.max_depth_m), step)
     summaries.write_images("prediction", summaries.colorize(pred, 0.0, self.max_depth_m), step)
     summaries.write_images("abs_error", summaries.colorize(error, 0.0, self.max_error_m,
