@@ -1,7 +1,6 @@
 """The camera-aware model: camera ranges, the thin-lens head, training on drawn cameras."""
 
 import json
-import os
 
 import keras
 import numpy as np
@@ -9,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 from d3tf import models
-from d3tf.data import make_dataset
 from d3tf.experiment import config as config_lib
+from d3tf.experiment import task as task_lib
 from d3tf.experiment import train_lib
 from d3tf.optics import Camera
 from d3tf.optics import camera_range as camera_range_lib
@@ -76,24 +75,12 @@ def test_render_of_a_camera_vector_equals_the_camera_render():
   image = tf.constant(rng.uniform(size=(32, 32, 3)), tf.float32)
   depth = tf.constant(np.where(np.arange(32)[None, :] < 16, 1.0, 4.0) * np.ones((32, 1)),
                       tf.float32)
-  for camera in _CAMERAS[:3]:
+  for camera in (_CAMERAS[0], _CAMERAS[2]):
     expected = render_defocus(image, depth, camera)
     got = camera_range_lib.render_defocus_vector(
         image, depth, camera_range_lib.camera_vector(camera), max_blur=16.0)
     np.testing.assert_allclose(got, expected, atol=2e-4)
     assert float(tf.reduce_mean(tf.abs(got - image))) > 0.005
-
-
-def test_pipeline_carries_each_example_camera_drawn_by_its_index():
-  camera_range = camera_range_lib.get_range("anycamera")
-  inputs, depth = next(iter(make_dataset(
-      "procedural", batch_size=2, crop_size=(32, 32), camera=Camera.nyu(), seed=5,
-      deterministic=True, camera_range=camera_range, camera_input=True, start_index=2)))
-  assert inputs["image"].shape == (2, 32, 32, 3) and inputs["camera"].shape == (2, 4)
-  assert depth.shape == (2, 32, 32, 1)
-  for row, index in enumerate((2, 3)):  # Examples 2 and 3 of the stream: resume is exact.
-    np.testing.assert_array_equal(inputs["camera"][row], camera_range_lib.sample_camera_vector(
-        camera_range, [5, 0x0CA3], index).numpy())
 
 
 def test_single_camera_configs_are_unchanged():
@@ -110,24 +97,40 @@ def test_single_camera_configs_are_unchanged():
 
 
 @pytest.mark.slow
-def test_camera_aware_model_trains_saves_and_depends_on_its_camera(tmp_path):
+def test_camera_aware_model_trains_on_drawn_cameras_saves_and_depends_on_its_camera(tmp_path):
   config = config_lib.ExperimentConfig.from_dict({
       "data": {"crop_size": 32, "batch_size": 2},
       "camera": {"range": "anycamera"},
       "model": {"size": "tiny", "camera_aware": True},
-      "training": {"epochs": 1, "steps_per_epoch": 2, "validation_steps": 1,
-                   "save_every_steps": 0, "tensorboard_images": 1, "learning_rate": 1e-3}})
-  model_dir = str(tmp_path / "run")
-  summary = train_lib.run_training(config, model_dir)
-  assert summary["steps"] == 2
-  with open(os.path.join(model_dir, "d3tf_metadata.json")) as f:
+      "training": {"learning_rate": 1e-3, "seed": 5}})
+  task = task_lib.DepthTask(config)
+  train = task.build_inputs("train", start_step=1)  # Examples 2, 3, ... of the stream.
+  inputs, depth = next(iter(train))
+  assert inputs["image"].shape == (2, 32, 32, 3) and inputs["camera"].shape == (2, 4)
+  assert depth.shape == (2, 32, 32, 1)
+  camera_range = config.build_camera_range()
+  for row, index in enumerate((2, 3)):  # Drawn by the example's index: resume is exact.
+    np.testing.assert_array_equal(inputs["camera"][row], camera_range_lib.sample_camera_vector(
+        camera_range, [5, 0x0CA3], index).numpy())
+
+  model = task.build_model()
+  model.compile(optimizer=task.build_optimizer(), loss=task.build_losses())
+  history = model.fit(train, steps_per_epoch=2, epochs=1, verbose=0)
+  assert np.isfinite(history.history["loss"][-1])
+  train_lib.write_metadata(str(tmp_path), task, task.d3net_config(), {})
+  with open(tmp_path / "d3tf_metadata.json") as f:
     metadata = json.load(f)
   assert metadata["model_config"]["camera_aware"] is True
   assert metadata["camera_range"]["name"] == "anycamera"
   assert metadata["camera"] == Camera.nyu().to_dict()  # The default camera.
-  model = keras.models.load_model(os.path.join(model_dir, "model.keras"), compile=False)
+
+  path = str(tmp_path / "model.keras")
+  model.save(path)
+  loaded = keras.models.load_model(path, compile=False)
   image = np.random.default_rng(1).uniform(size=(1, 32, 32, 3)).astype(np.float32)
-  near = model({"image": image, "camera": _vectors(_CAMERAS[:1])}).numpy()
-  far = model({"image": image, "camera": _vectors(_CAMERAS[1:2])}).numpy()
+  near = loaded({"image": image, "camera": _vectors(_CAMERAS[:1])}).numpy()
+  far = loaded({"image": image, "camera": _vectors(_CAMERAS[1:2])}).numpy()
+  np.testing.assert_allclose(near, model({"image": image, "camera": _vectors(_CAMERAS[:1])}),
+                             rtol=1e-5)
   assert np.all(np.isfinite(near)) and 0.1 <= near.min() and near.max() <= 10.0
   assert np.abs(near - far).mean() > 0.05  # Focus 2 m vs 8 m: other depths.
