@@ -74,9 +74,13 @@ def main(argv):
     predictor = inference.load_predictor(FLAGS.model, checkpoint=FLAGS.checkpoint)
     logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
     if photo_cameras is None:  # --camera=none: all-in-focus photos.
+      if getattr(predictor, "camera_aware", False):
+        raise ValueError("--camera=none: a camera-aware model needs the photos' camera")
       predict_lib.check_camera(predictor.camera, camera)
     else:
-      photo_cameras = predict_lib.check_photo_cameras(photo_cameras, predictor.camera)
+      photo_cameras = predict_lib.check_photo_cameras(
+          photo_cameras, predictor.camera,
+          needs_camera=getattr(predictor, "camera_aware", False))
     predict_lib.predict_files(predictor, paths, FLAGS.output_dir or "predictions",
                               samples=FLAGS.samples or 1,
                               color_max_depth_m=FLAGS.color_max_depth_m,

@@ -7,12 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from d3tf import inference
 from d3tf import models
 from d3tf.experiment import config as config_lib
+from d3tf.experiment import predict_lib
 from d3tf.experiment import task as task_lib
 from d3tf.experiment import train_lib
 from d3tf.optics import Camera
 from d3tf.optics import camera_range as camera_range_lib
+from d3tf.optics import photo_camera
 from d3tf.optics import render_defocus
 
 _CAMERAS = (Camera.nyu(), Camera.nyu(focus_distance_m=8.0),
@@ -96,6 +99,23 @@ def test_single_camera_configs_are_unchanged():
         model=config_lib.ModelConfig(camera_aware=True)).validate()
 
 
+def _photo_camera(path, camera=None, missing=()):
+  values = dict(zip(photo_camera.PARAMETER_NAMES, camera_range_lib.camera_vector(
+      camera or Camera.nyu()).tolist()))
+  return photo_camera.PhotoCamera(path, {
+      name: photo_camera.CameraValue(None if name in missing else value, "test")
+      for name, value in values.items()})
+
+
+def test_a_camera_aware_model_refuses_an_incomplete_photo_camera():
+  complete = _photo_camera("a.jpg")
+  incomplete = _photo_camera("b.jpg", missing=("focus_distance_m",))
+  with pytest.raises(ValueError, match="camera-aware.*b.jpg.*--focus_distance_m"):
+    predict_lib.check_photo_cameras([complete, incomplete], Camera.nyu(), needs_camera=True)
+  done = predict_lib.check_photo_cameras([incomplete], Camera.nyu())  # One-camera model.
+  assert done[0].complete  # Filled from the model's camera.
+
+
 @pytest.mark.slow
 def test_camera_aware_model_trains_on_drawn_cameras_saves_and_depends_on_its_camera(tmp_path):
   config = config_lib.ExperimentConfig.from_dict({
@@ -134,3 +154,19 @@ def test_camera_aware_model_trains_on_drawn_cameras_saves_and_depends_on_its_cam
                              rtol=1e-5)
   assert np.all(np.isfinite(near)) and 0.1 <= near.min() and near.max() <= 10.0
   assert np.abs(near - far).mean() > 0.05  # Focus 2 m vs 8 m: other depths.
+
+  predictor = inference.load_predictor(str(tmp_path))  # model.keras + its metadata.
+  assert predictor.camera_aware
+  np.testing.assert_allclose(predictor.predict(image, camera=_CAMERAS[1])["depth"],
+                             far[..., 0], rtol=1e-5)
+  np.testing.assert_allclose(predictor.predict(image)["depth"], near[..., 0],  # Default: NYU.
+                             rtol=1e-5)
+  with pytest.raises(ValueError, match="camera must be"):
+    predictor.predict(image, camera=[15.0, 2.8])
+  photo = str(tmp_path / "photo.png")
+  keras.utils.save_img(photo, (image[0] * 255).astype(np.uint8))
+  written = predict_lib.predict_files(predictor, [photo], str(tmp_path / "out"),
+                                      cameras=[_photo_camera(photo, _CAMERAS[1])])
+  from_file = np.load(tmp_path / "out" / f"{written[0]['name']}_depth.npy")
+  assert np.abs(from_file - far[0, ..., 0]).mean() < 0.05  # Through an 8-bit PNG.
+  assert np.abs(from_file - near[0, ..., 0]).mean() > 0.05  # The photo's camera was used.

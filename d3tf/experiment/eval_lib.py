@@ -240,8 +240,13 @@ def default_json_path(config: EvalConfig, model_path: str) -> str:
 
 # -------------------------------------------------------------- evaluation
 def evaluate_dense(config: EvalConfig, predictor, camera, render_kwargs: dict[str, Any],
-                   dfd_aperture: str, readers: list | None = None) -> dict[str, Any]:
-  """Predicts every image and scores it; returns the JSON-ready results."""
+                   dfd_aperture: str, readers: list | None = None,
+                   input_camera=None) -> dict[str, Any]:
+  """Predicts every image and scores it; returns the JSON-ready results.
+
+  A camera-aware model is given ``input_camera`` (the camera rendered, or that
+  of real photos; None: its metadata's default camera) with every image.
+  """
   from d3tf import metrics  # pylint: disable=g-import-not-at-top
   from d3tf import uncertainty_metrics  # pylint: disable=g-import-not-at-top
 
@@ -262,6 +267,9 @@ def evaluate_dense(config: EvalConfig, predictor, camera, render_kwargs: dict[st
   std_sums = {key: [0.0, 0] for key in _STD_KEYS}
   names, stds, info = [], [], {}
   samples = iterate_samples(config, dfd_aperture, info, readers)
+  predict_kwargs = {"samples": config.samples}
+  if getattr(predictor, "camera_aware", False) and input_camera is not None:
+    predict_kwargs["camera"] = input_camera
   for k, batch in enumerate(_batches(samples, config.batch_size)):
     images = np.stack([b[1] for b in batch])
     depths = np.stack([b[2] for b in batch])
@@ -272,7 +280,7 @@ def evaluate_dense(config: EvalConfig, predictor, camera, render_kwargs: dict[st
                               seed=config.seed + k, **render_kwargs).numpy()
     else:
       inputs = images
-    out = predictor.predict(inputs, samples=config.samples)
+    out = predictor.predict(inputs, **predict_kwargs)
     mask = None
     if eigen:
       from d3tf.data.readers import eigen_crop_mask  # pylint: disable=g-import-not-at-top
@@ -428,7 +436,8 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
   if dataset == "diw":
     results = evaluate_diw(config, predictor)
   else:
-    results = evaluate_dense(config, predictor, camera, render_kwargs, dfd_aperture, readers)
+    results = evaluate_dense(config, predictor, camera, render_kwargs, dfd_aperture, readers,
+                             input_camera=dfd_camera or camera)
 
   report = {
       "model": os.path.abspath(predictor.path),

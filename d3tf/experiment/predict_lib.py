@@ -166,8 +166,9 @@ def check_photo_cameras(photo_cameras, model_camera, *, needs_camera: bool = Fal
     photo_cameras: :func:`read_photo_cameras`' output.
     model_camera: The model's training camera (its values are the last fallback), or None
       (a model trained on all-in-focus input: nothing to fall back on).
-    needs_camera: The model takes the camera as input (camera-aware models): a value that
-      is still missing is refused.
+    needs_camera: The model takes the camera as input (camera-aware models): the model's
+      default camera is no fallback (a photo's camera is its own), and a missing value is
+      refused.
 
   Returns:
     The completed cameras (a photo's may still miss values when the model has no camera
@@ -182,14 +183,17 @@ def check_photo_cameras(photo_cameras, model_camera, *, needs_camera: bool = Fal
   from d3tf.optics import photo_camera  # pylint: disable=g-import-not-at-top
   completed, groups = [], {}
   for photo in photo_cameras:
-    photo = photo.with_fallback(model_camera)
+    photo = photo if needs_camera else photo.with_fallback(model_camera)
     logging.info("Camera of %s: %s", photo.path, photo.describe())
     if needs_camera:
-      photo_camera.refuse_missing(photo)
+      photo_camera.refuse_missing(photo, "the model is camera-aware: it needs each photo's "
+                                  "camera; ")
     if photo.complete:
       groups.setdefault(photo.camera(), []).append(photo.path)  # Raises if implausible.
     completed.append(photo)
   for camera, paths in groups.items():
+    if needs_camera:
+      continue  # The camera is an input of the model: no mismatch to warn of.
     shown = (f"photo {paths[0]}" if len(paths) == 1 else
              f"{len(paths)} photos ({', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''})")
     camera_match.warn_if_mismatch(model_camera, camera, shown)
@@ -210,9 +214,9 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
       maximum depth).
     max_tile_pixels: A photo with more pixels is predicted in overlapping
       tiles of at most this many pixels (:mod:`d3tf.tiling`); 0: one pass.
-    cameras: Each photo's camera (:func:`check_photo_cameras`), or None. Today's models
-      know their one camera; a camera-aware model will take ``cameras[i].camera()`` with
-      image ``i``.
+    cameras: Each photo's camera (:func:`check_photo_cameras`), or None. A camera-aware
+      model (``predictor.camera_aware``) takes ``cameras[i].camera()`` with image ``i``
+      (None: its metadata's default camera); other models know their one camera.
 
   Returns:
     Per photo: ``{"path", "name", "shape", "min_depth_m", "max_depth_m"}``, and
@@ -232,9 +236,12 @@ def predict_files(predictor, paths: list[str], output_dir: str, *, samples: int 
     raise ValueError(f"cameras: {len(cameras)} given for {len(paths)} photos")
   for index, (path, name) in enumerate(zip(paths, output_names(paths))):
     image = common.read_image(path)
-    result = (tiling.predict_tiled(predictor.predict, image, samples=samples,
-                                   max_tile_pixels=max_tile_pixels)
-              if max_tile_pixels else predictor.predict(image, samples=samples))
+    kwargs = {"samples": samples}
+    if getattr(predictor, "camera_aware", False) and cameras is not None:
+      kwargs["camera"] = cameras[index].camera()  # docs/any_camera.md
+    result = (tiling.predict_tiled(predictor.predict, image, max_tile_pixels=max_tile_pixels,
+                                   **kwargs)
+              if max_tile_pixels else predictor.predict(image, **kwargs))
     depth = result["depth"][0]
     np.save(os.path.join(out, f"{name}_depth.npy"), depth.astype(np.float32))
     _save_png(os.path.join(out, f"{name}_depth_mm.png"),

@@ -143,3 +143,13 @@ for _twin, _init in (("aif", "procedural480_aif_bandpass"),
 for _twin in ("aif", "focus2m", "focus8m"):
   register_preset(f"nyu_real_{_twin}_seed1", {"training": {"seed": 1}},
                   base=f"nyu_real_{_twin}")
+
+# Camera-aware (docs/any_camera.md): each example rendered with a camera drawn from the
+# "anycamera" range, the camera an input of the model; NYU at focus 2 m stays its default.
+register_preset("procedural_anycamera", {
+    **_PROCEDURAL, "render": {"input": "defocus"},
+    "camera": {"preset": "nyu", "focus_distance_m": 2.0, "range": "anycamera"},
+    "model": {"size": "small", "input_features": "rgb+bandpass", "camera_aware": True}})
+register_preset("nyu_real_anycamera", {
+    "data": {"mix_procedural": 0.5}, "camera": {"range": "anycamera"},
+    "model": {"camera_aware": True}}, base="nyu_real_focus2m")

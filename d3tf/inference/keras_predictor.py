@@ -111,6 +111,8 @@ class Predictor:
       of the model's log-scale head.
     num_mc_layers: MC dropout and variational layers (0: ``samples > 1``
       is refused).
+    camera_aware: The model takes each image's camera as an input
+      (``predict(..., camera=...)``; default the metadata's camera).
   """
 
   def __init__(self, model, metadata: artifacts.Metadata | None = None, *,
@@ -135,6 +137,8 @@ class Predictor:
     self.num_mc_layers = models.set_mc_sampling(model, False)
     self._shared_samples = models.shares_sample_in_batch(model)
     self._forward_fns: dict[bool, Callable] = {}
+    self.camera_aware = isinstance(getattr(model, "input", None), Mapping) and (
+        "camera" in model.input)
 
   def __repr__(self) -> str:
     return f"Predictor({self.path or getattr(self.model, 'name', 'model')!r}: " \
@@ -181,7 +185,34 @@ class Predictor:
     total = batch * samples
     return [np.arange(start, min(start + chunk, total)) for start in range(0, total, chunk)]
 
-  def _run(self, padded: np.ndarray, samples: int, mc: bool
+  def _camera_vectors(self, camera, batch: int) -> np.ndarray | None:
+    """The ``[batch, 4]`` camera vectors of a camera-aware model (None for other models)."""
+    if not self.camera_aware:
+      if camera is not None:
+        raise ValueError(f"model {self.path or ''} does not take a camera (it was trained on "
+                         "one camera, its metadata's); predict without camera=")
+      return None
+    from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    camera = self.camera if camera is None else camera
+    if camera is None:
+      raise ValueError(f"model {self.path or ''} is camera-aware: give the camera of the images "
+                       "(focal length, f-number, pixel pitch, focus distance); its metadata "
+                       "has no default camera")
+    if isinstance(camera, Camera):
+      camera = camera_range.camera_vector(camera)
+    vectors = np.asarray(camera, np.float32)
+    if vectors.ndim == 1:
+      vectors = np.broadcast_to(vectors, (batch, vectors.shape[0]))
+    if vectors.shape != (batch, 4):
+      raise ValueError(f"camera must be a Camera, a [4] vector (focal length mm, f-number, pixel "
+                       f"pitch um, focus distance m) or one per image [{batch}, 4], got shape "
+                       f"{vectors.shape}")
+    for vector in vectors:
+      camera_range.camera_from_vector(vector)  # Raises ValueError naming a bad value.
+    return np.ascontiguousarray(vectors)
+
+  def _run(self, padded: np.ndarray, samples: int, mc: bool, cameras: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray | None]:
     """Depth and log-scale (or None) ``[B, samples, Hp, Wp]``, in chunks of the pixel budget."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -192,7 +223,10 @@ class Predictor:
     depth_out = np.empty((total, height, width), np.float32)
     scale_out = np.empty((total, height, width), np.float32) if self.aleatoric != "none" else None
     for rows in self._passes(batch, samples, chunk):
-      depth, log_scale = forward(tf.constant(padded[rows // samples]))  # image of each row.
+      x = tf.constant(padded[rows // samples])  # image of each row.
+      if cameras is not None:
+        x = {"image": x, "camera": tf.constant(cameras[rows // samples])}
+      depth, log_scale = forward(x)
       for name, values, out in (("depth", depth, depth_out), ("log_scale", log_scale, scale_out)):
         if out is None:
           continue
@@ -209,7 +243,7 @@ class Predictor:
     shape = (batch, samples, height, width)
     return depth_out.reshape(shape), None if scale_out is None else scale_out.reshape(shape)
 
-  def predict(self, images, samples: int = 1) -> dict[str, np.ndarray]:
+  def predict(self, images, samples: int = 1, camera=None) -> dict[str, np.ndarray]:
     """Predicts depth in metres, and its uncertainty, at the images' own size.
 
     Args:
@@ -221,6 +255,10 @@ class Predictor:
         T > 1: MC dropout and variational weight sampling on, the T samples
         of every image drawn in batched passes (about 20 give a usable
         uncertainty map).
+      camera: Camera-aware models only: the images' camera, a
+        :class:`d3tf.optics.Camera`, a ``[4]`` vector (focal length mm,
+        f-number, pixel pitch um, focus distance m) or ``[B, 4]``, one per
+        image; None: the metadata's (default) camera.
 
     Returns:
       float32 ``[B, H, W]`` arrays (always batched, also for one image):
@@ -242,10 +280,11 @@ class Predictor:
       raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
     samples = int(samples)
     x, _ = _as_float_batch(images)
+    cameras = self._camera_vectors(camera, x.shape[0])
     height, width = x.shape[1:3]
     padded, (top, _, left, _) = pad_to_multiple(x)
     if samples == 1:
-      draws, log_scales = self._run(padded, 1, mc=False)
+      draws, log_scales = self._run(padded, 1, mc=False, cameras=cameras)
     else:
       if self._set_mc(True) == 0:
         self._set_mc(False)
@@ -253,7 +292,7 @@ class Predictor:
                          f"{self.path or getattr(self.model, 'name', '')!r} has no MCDropout "
                          "or variational layer")
       try:
-        draws, log_scales = self._run(padded, samples, mc=True)
+        draws, log_scales = self._run(padded, samples, mc=True, cameras=cameras)
       finally:
         self._set_mc(False)
     crop = (slice(None), slice(None), slice(top, top + height), slice(left, left + width))
