@@ -246,6 +246,11 @@ class Metadata:
     """One line saying what input the model expects, for logs."""
     if self.input_kind == "sharp" or self.camera is None:
       text = "all-in-focus (sharp) input"
+    elif (self.model_config or {}).get("camera_aware"):  # docs/any_camera.md
+      trained = (self.extra.get("camera_range") or {}).get("name")
+      text = (f"defocused input from any camera, given with each image "
+              f"({'trained on camera range ' + trained + '; ' if trained else ''}default "
+              f"camera {self.camera.describe()}; {self.psf or psf_lib.DEFAULT_PSF} PSF)")
     else:
       text = (f"defocused input from a camera with {self.camera.describe()} "
               f"({self.psf or psf_lib.DEFAULT_PSF} PSF)")

@@ -148,7 +148,7 @@ def choose_camera(config: EvalConfig, predictor) -> tuple[Any, str]:
   overrides = config.camera.overrides()
   if overrides:
     source += " with " + ", ".join(f"{k}={v:g}" for k, v in overrides.items())
-  if camera != predictor.camera:
+  if camera != predictor.camera and not getattr(predictor, "camera_aware", False):
     logging.warning("Rendering input with camera %s, but the model was trained on %s",
                     camera.to_dict() if camera else "sharp images",
                     predictor.camera.to_dict() if predictor.camera else "sharp images")
@@ -427,7 +427,9 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
       logging.warning("The camera and its parameters are ignored for dfd: its photos carry the "
                       "real blur of their camera")
     from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
-    camera_match.warn_if_mismatch(predictor.camera, dfd_camera, f"the DFD {dfd_aperture} photos")
+    if not getattr(predictor, "camera_aware", False):  # Else the DFD camera is its input.
+      camera_match.warn_if_mismatch(predictor.camera, dfd_camera,
+                                    f"the DFD {dfd_aperture} photos")
     logging.info("DFD: the real %s photos are used as they are (camera %s; nothing rendered)",
                  dfd_aperture, dfd_camera.to_dict())
   logging.info("Model %s expects %s.", predictor.path, artifacts.describe(predictor.metadata))
