@@ -106,9 +106,30 @@ def test_active_slabs_sees_only_the_slabs_within_reach_of_each_tile():
   coordinate[:, 2:6, 6:10] = 3.0
   coordinate[:, 2:6, 5] = 1.5  # a pixel column between slabs 1 and 2, next to the right tile.
   active = tiled_render.active_slabs(tf.constant(coordinate), 4, 4, 2, 1, 2, [1, 0, 1, 0],
-                                     reach=1.0).numpy()
+                                     reach=1.0, block=1).numpy()
   # Slab 1 (no blur) only where its pixels are; slab 2 reaches one pixel across the tile border.
   np.testing.assert_array_equal(active, [[True, True, True, False], [False, False, True, True]])
+
+
+@pytest.mark.parametrize("tile", [16, 12])
+def test_active_slabs_on_blocks_never_misses_a_slab(tile):
+  rng = np.random.default_rng(tile)
+  pad, rows, columns, margins = 10, 2, 3, [10, 3, 0, 7, 1]
+  shape = (2, rows * tile + 2 * pad, columns * tile + 2 * pad)
+  coordinate = np.clip(np.cumsum(rng.normal(0, 0.2, shape), axis=2), -0.5, 4.0)
+  coordinate[rng.random(shape) < 0.05] = -4.0  # holes.
+  coordinate = coordinate.astype(np.float32)
+  active = tiled_render.active_slabs(tf.constant(coordinate), tile, tile, pad, rows, columns,
+                                     margins, reach=1.0).numpy()
+  exact = np.zeros_like(active)
+  for i in range(active.shape[0]):
+    frame, r, c = i // (rows * columns), (i // columns) % rows, i % columns
+    for k, m in enumerate(margins):
+      window = coordinate[frame, pad + r * tile - m:pad + (r + 1) * tile + m,
+                          pad + c * tile - m:pad + (c + 1) * tile + m]
+      exact[i, k] = np.any(np.abs(window - k) < 1.0)
+  assert np.all(active[exact]), "a slab within reach of a tile was skipped"
+  assert active.sum() < active.size  # and some were skipped.
 
 
 def test_settings_the_tiled_engine_does_not_cover_fall_back_to_the_reference():
@@ -124,3 +145,15 @@ def test_settings_the_tiled_engine_does_not_cover_fall_back_to_the_reference():
 def test_bad_tiled_options_are_rejected(kwargs, message):
   with pytest.raises(ValueError, match=message):
     RenderOptions.for_mode(**kwargs)
+
+
+def test_the_experiment_config_selects_the_engine():
+  from d3tf.experiment import config as config_lib  # pylint: disable=g-import-not-at-top
+  assert "engine" not in config_lib.RenderConfig().render_options()
+  options = config_lib.RenderConfig(engine="tiled").render_options()
+  assert options == {"mode": "improved", "engine": "tiled"}
+  assert RenderOptions.for_mode(**options).engine == "tiled"
+  config = config_lib.ExperimentConfig()
+  config.render.engine = "tiles"
+  with pytest.raises(config_lib.ConfigError, match="render.engine"):
+    config.validate()

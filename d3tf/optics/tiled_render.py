@@ -52,9 +52,18 @@ def _planar_tiles(tiles: tf.Tensor, batch: int, rows: int, columns: int) -> tf.T
   return tf.reshape(tiles, [batch, rows * tile_h, columns * tile_w, channels])
 
 
+#: Side of the blocks whose coordinate ranges decide which slabs reach a tile.
+_BLOCK = 8
+
+
 def active_slabs(padded_coordinate: tf.Tensor, tile_h: int, tile_w: int, pad: int, rows: int,
-                 columns: int, margins, reach: float) -> tf.Tensor:
-  """Which slabs can reach which tile.
+                 columns: int, margins, reach: float, block: int = _BLOCK) -> tf.Tensor:
+  """Which slabs can reach which tile (conservatively, at the resolution of blocks).
+
+  The nearest and farthest valid coordinate of every ``block`` x ``block``
+  block is found once (two reductions over the frame); a slab reaches a tile
+  if a block that overlaps the tile grown by the slab's margin holds a
+  coordinate range that meets the slab.
 
   Args:
     padded_coordinate: [B, rows*tile_h + 2 pad, columns*tile_w + 2 pad] slab
@@ -64,20 +73,43 @@ def active_slabs(padded_coordinate: tf.Tensor, tile_h: int, tile_w: int, pad: in
     rows, columns: Tiles per column and row of the frame.
     margins: Per slab, the reach of its blur, pixels.
     reach: A pixel has a share in slab ``k`` if ``|coordinate - k| < reach``.
+    block: Side of the blocks, pixels.
 
   Returns:
-    bool [B * rows * columns, slabs]: whether any pixel within the slab's
-    reach of the tile has a share in the slab.
+    bool [B * rows * columns, slabs]: True where a pixel within the slab's
+    reach of the tile may have a share in the slab (never False where one has).
   """
-  columns_of_slabs = []
+  height, width = padded_coordinate.shape[1], padded_coordinate.shape[2]
+  # Blocks on a grid anchored at the first tile's corner (padded position ``pad``).
+  before = -(-pad // block) * block - pad  # pixels of no slab before the padded frame.
+  blocks_h = -(-(before + height) // block)
+  blocks_w = -(-(before + width) // block)
+  x = tf.pad(padded_coordinate, [[0, 0], [before, blocks_h * block - before - height],
+                                 [before, blocks_w * block - before - width]],
+             constant_values=-8.0)[..., tf.newaxis]
+  valid = x > -1.0
+  high = tf.nn.max_pool2d(tf.where(valid, x, -1e9), block, block, "VALID")
+  low = -tf.nn.max_pool2d(tf.where(valid, -x, -1e9), block, block, "VALID")
+  offset = (before + pad) // block  # the block of the first tile's first pixel.
+  tile_blocks_h, tile_blocks_w = -(-tile_h // block), -(-tile_w // block)
+  hits = []
   for index, margin in enumerate(margins):
-    cut = pad - margin
-    window = padded_coordinate[:, cut:-cut or None, cut:-cut or None] if cut else padded_coordinate
-    inside = tf.cast(tf.abs(window - float(index)) < reach, tf.float32)[..., tf.newaxis]
-    hit = tf.nn.max_pool2d(inside, [tile_h + 2 * margin, tile_w + 2 * margin],
-                           [tile_h, tile_w], "VALID")
-    columns_of_slabs.append(tf.reshape(hit[:, :rows, :columns], [-1]))
-  return tf.stack(columns_of_slabs, axis=1) > 0.5
+    inside = tf.cast((high > index - reach) & (low < index + reach), tf.float32)
+    grow = -(-margin // block)  # blocks that the margin reaches into.
+    start = offset - grow
+    window = inside[:, start:, start:]
+    if tile_h % block == 0 and tile_w % block == 0:
+      hit = tf.nn.max_pool2d(window, [tile_blocks_h + 2 * grow, tile_blocks_w + 2 * grow],
+                             [tile_h // block, tile_w // block], "VALID")[:, :rows, :columns]
+    else:  # tiles not on the block grid: one window per tile.
+      hit = tf.stack([tf.stack([
+          tf.reduce_max(window[:, (r * tile_h) // block:(r * tile_h + tile_h - 1) // block +
+                               2 * grow + 1,
+                               (c * tile_w) // block:(c * tile_w + tile_w - 1) // block +
+                               2 * grow + 1], axis=[1, 2, 3])
+          for c in range(columns)], axis=1) for r in range(rows)], axis=1)[..., tf.newaxis]
+    hits.append(tf.reshape(hit, [-1]))
+  return tf.stack(hits, axis=1) > 0.5
 
 
 def composite(radiance, padded_radiance, padded_coordinate, pad, grid, plans, settings,
@@ -157,14 +189,17 @@ def composite(radiance, padded_radiance, padded_coordinate, pad, grid, plans, se
     transmittance *= tf.nn.relu(1.0 - alpha)
     return accumulated, transmittance, filled, fill_weight
 
+  # Every tile's region (the tile and the largest margin), cut out once with
+  # static slices: [tiles, 4, region_h, region_w], colour then coordinate. In the
+  # loop a tile is one dynamic index on the leading axis.
+  inputs = tf.concat([planes, slab_coordinate[:, tf.newaxis]], axis=1)
+  regions = tf.reshape(tf.stack([
+      inputs[:, :, r * tile_h:r * tile_h + region_h, c * tile_w:c * tile_w + region_w]
+      for r in range(rows) for c in range(columns)], axis=1), [num_tiles, 4, region_h, region_w])
+
   def render_tile(tile):
-    frame = tile // (rows * columns)
-    within = tile % (rows * columns)
-    top, left = (within // columns) * tile_h, (within % columns) * tile_w
-    tile_radiance = tf.slice(planes, tf.stack([frame, 0, top, left]),
-                             [1, 3, region_h, region_w])[0]
-    tile_coordinate = tf.slice(slab_coordinate, tf.stack([frame, top, left]),
-                               [1, region_h, region_w])[0]
+    region = tf.gather(regions, tile)
+    tile_radiance, tile_coordinate = region[:3], region[3]
     state = (tf.zeros([3, tile_h, tile_w]), tf.ones([tile_h, tile_w]),
              tf.zeros([3, tile_h, tile_w]), tf.zeros([tile_h, tile_w]))
     for index, plan in enumerate(plans):
