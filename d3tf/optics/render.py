@@ -118,8 +118,9 @@ class RenderOptions:
       same ops op by op, much slower; for platforms without XLA).
     tile_size: Tiled engine (``engine="tiled"``,
       :mod:`d3tf.optics.tiled_render`): side of a tile, pixels.
-    shards: Tiled engine: split a batch into this many parts rendered
-      concurrently (XLA's CPU loops run on one thread each; 1 on a GPU).
+    shards: Fused and tiled engines: split a batch into this many parts
+      rendered concurrently (XLA's CPU loops run on one thread each; keep 1
+      on a GPU). Ignored with sensor noise, whose draws are per batch.
   """
 
   mode: str = "improved"
