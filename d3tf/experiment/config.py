@@ -172,7 +172,7 @@ class RenderConfig:
       0 keeps them float.
     noise_shot_gain, noise_read_std: Sensor noise (0: none).
     engine: The renderer's engine (:data:`d3tf.optics.render.ENGINES`):
-      "reference", "fused" or "tiled" (the same renders to about 1e-4; the
+      "reference", "fused" or "tiled" (the same renders to about 1e-3; the
       compiled engines cost less CPU after a compilation per image shape).
   """
 

@@ -106,7 +106,7 @@ class RenderOptions:
       the default); "tiled": the fused engine's blurs tile by tile, each
       tile blurring only the slabs within reach of it
       (:mod:`d3tf.optics.tiled_render`; the same renders as "fused", bit for
-      bit, with about 2.4x less CPU than "fused" and 4-5x less than
+      bit, with about 2.6x less CPU than "fused" and 5.4x less than
       "reference" on real NYU frames). Settings the fused and tiled engines
       do not cover (the disk PSF, mask dilation, more than
       ``MAX_FUSED_SLABS`` slabs, e.g. the paper mode) fall back to
