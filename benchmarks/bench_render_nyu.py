@@ -1,10 +1,15 @@
-r"""Renderer speed on real NYU frames: fused engine vs reference engine vs the paper's method.
+r"""Renderer speed on real NYU frames: tiled, fused and reference engines vs the paper's method.
 
 Renders batches of real 480x640 NYU Depth v2 frames (``--data_dir``, default
 ``../shared/data/nyuv2_samples``: ``NNNNN_colors.png`` + ``NNNNN_depth.png``,
 uint16 millimetres) with the NYU camera (15 mm, f/2.8, 5.6 um) focused at 2 m
-and the Gaussian PSF, three ways, in one run:
+and the Gaussian PSF, five ways, in one run:
 
+* **tiled**: ``engine="tiled"`` (per tile, only the slabs within reach;
+  :mod:`d3tf.optics.tiled_render`), on one thread;
+* **tiled, 2 shards**: the same with ``shards=2`` (two halves of the batch
+  rendered concurrently: the same CPU time, less wall time where two cores
+  are free);
 * **fused**: ``d3tf.optics.render_defocus`` with ``engine="fused"`` (one XLA
   program, large blurs on a pyramid);
 * **reference**: the same call with ``engine="reference"`` (the renderer as it
@@ -19,8 +24,9 @@ The arms are interleaved (fused, reference, paper, fused, reference, ...) so
 that a load that changes during the run (the machine is shared) hits them
 alike, and medians of the repeats are reported (wall time, and the process's
 CPU time), with the load average before and after. Tracing / XLA compilation is done before timing and reported
-separately. It also reports the largest and mean absolute difference between
-the fused and the reference renders (values in [0, 1]).
+separately. It also reports the difference of every engine's render to the
+reference engine's (largest and mean absolute difference, PSNR; values in
+[0, 1]).
 
 Usage::
 
@@ -98,6 +104,10 @@ def main(argv):
   reference_fn = tf.function(lambda i, d: render_defocus(i, d, camera, psf=psf,
                                                          engine="reference"))
   arms = {
+      "tiled": lambda: render_defocus(images_t, depths_t, camera, psf=psf,
+                                      engine="tiled").numpy(),
+      "tiled, 2 shards": lambda: render_defocus(images_t, depths_t, camera, psf=psf,
+                                                engine="tiled", shards=2).numpy(),
       "fused": lambda: render_defocus(images_t, depths_t, camera, psf=psf,
                                       engine="fused").numpy(),
       "reference": lambda: reference_fn(images_t, depths_t).numpy(),
@@ -107,7 +117,8 @@ def main(argv):
   load_before = _load_average()
   first_call = {}
   outputs = {}
-  for name in ("fused", "reference"):  # trace / compile, untimed in the table.
+  tf_arms = [name for name in arms if name != "paper (SciPy)"]
+  for name in tf_arms:  # trace / compile, untimed in the table.
     start = time.perf_counter()
     outputs[name] = arms[name]()
     first_call[name] = time.perf_counter() - start
@@ -126,15 +137,24 @@ def main(argv):
       print(f"round {round_index}: {name} {seconds[name][-1]:.2f} s", flush=True)
   load_after = _load_average()
 
-  difference = np.abs(outputs["fused"] - outputs["reference"])
   fps = {name: batch / float(np.median(values)) for name, values in seconds.items()}
   cpu = {name: float(np.median(values)) for name, values in cpu_seconds.items()}
   rows = []
   for name in arms:
     values = seconds[name]
     rows.append(f"| {name} | {fps[name]:.2f} | {np.median(values):.2f} "
-                f"({min(values):.2f}-{max(values):.2f}) | {cpu[name]:.2f} | {len(values)} | "
-                f"{fps['fused'] / fps[name]:.1f}x | {cpu[name] / cpu['fused']:.1f}x |")
+                f"({min(values):.2f}-{max(values):.2f}) | {cpu[name]:.2f} | "
+                f"{batch / cpu[name]:.1f} | {len(values)} | {fps['tiled'] / fps[name]:.1f}x | "
+                f"{cpu[name] / cpu['tiled']:.1f}x |")
+  difference_rows = []
+  for name in tf_arms:
+    if name == "reference":
+      continue
+    difference = np.abs(outputs[name] - outputs["reference"])
+    mse = float(np.mean(difference.astype(np.float64) ** 2))
+    psnr = 10.0 * np.log10(1.0 / mse) if mse > 0 else float("inf")
+    difference_rows.append(f"| {name} | {difference.max():.2e} | {difference.mean():.2e} | "
+                           f"{psnr:.1f} |")
   date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
   lines = [
       f"Date: {date}; {os.cpu_count()} CPU cores ({platform.machine()}); Python "
@@ -143,15 +163,16 @@ def main(argv):
       f"{batch} real NYU frames (480x640) in one batch, NYU camera focused at "
       f"{_FOCUS.value:g} m, {psf} PSF. Arms interleaved; seconds per batch: median "
       "(min-max) of the repeats.", "",
-      "| renderer | frames/s | s per batch | CPU s per batch | repeats | fused is faster by "
-      "| fused uses less CPU by |",
-      "|---|---|---|---|---|---|---|", *rows, "",
+      "| renderer | frames/s | s per batch | CPU s per batch | frames per CPU s | repeats "
+      "| tiled is faster by | tiled uses less CPU by |",
+      "|---|---|---|---|---|---|---|---|", *rows, "",
       "CPU s: process CPU time (all threads) per batch, less sensitive to the other jobs on "
-      "the machine than wall time; SciPy runs on one thread.",
-      f"Fused vs reference: max |difference| {difference.max():.2e}, mean "
-      f"{difference.mean():.2e} (sRGB values in [0, 1]).",
-      f"First call (trace + compile): fused {first_call['fused']:.1f} s, reference "
-      f"{first_call['reference']:.1f} s.",
+      "the machine than wall time; SciPy and each XLA program run on one thread.", "",
+      "Difference to the reference engine's render (sRGB values in [0, 1]):", "",
+      "| engine | max abs diff | mean abs diff | PSNR (dB) |", "|---|---|---|---|",
+      *difference_rows, "",
+      "First call (trace + XLA compilation, wall s): " + ", ".join(
+          f"{name} {first_call[name]:.1f} s" for name in tf_arms) + ".",
   ]
   report = "\n".join(lines)
   print(report)
@@ -159,7 +180,8 @@ def main(argv):
     command = "PYTHONPATH=. TF_CPP_MIN_LOG_LEVEL=2 python " + " ".join(
         [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     with open(_OUTPUT.value, "w") as f:
-      f.write("# Renderer speed on real NYU frames: fused vs reference vs the paper's method\n\n")
+      f.write("# Renderer speed on real NYU frames: tiled, fused, reference and the paper's "
+              "method\n\n")
       f.write(f"Command: `{command}`\n\n{report}\n")
 
 

@@ -178,6 +178,9 @@ class RenderConfig:
     bits: Round the rendered images to 2**bits levels (8: a camera's file);
       0 keeps them float.
     noise_shot_gain, noise_read_std: Sensor noise (0: none).
+    engine: The renderer's engine (:data:`d3tf.optics.render.ENGINES`):
+      "reference", "fused" or "tiled" (the same renders to about 1e-3; the
+      compiled engines cost less CPU after a compilation per image shape).
   """
 
   input: str = _choices("defocus", "sharp", default="defocus")
@@ -186,6 +189,7 @@ class RenderConfig:
   bits: int = _bounded(0, 0, 16)
   noise_shot_gain: float = _bounded(0.0, 0.0)
   noise_read_std: float = _bounded(0.0, 0.0)
+  engine: str = _choices("reference", "fused", "tiled", default="reference")
 
   def render_options(self) -> dict[str, Any]:
     """The :class:`d3tf.optics.RenderOptions` fields set (saved in the metadata)."""
@@ -196,6 +200,8 @@ class RenderConfig:
       options["noise_shot_gain"] = self.noise_shot_gain
     if self.noise_read_std:
       options["noise_read_std"] = self.noise_read_std
+    if self.engine != "reference":
+      options["engine"] = self.engine
     return options
 
 
