@@ -30,6 +30,7 @@ the same, base-camera validation set).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import os
@@ -188,6 +189,10 @@ class TuneConfig:
         value = getattr(self, name)
         raise config_lib.ConfigError(f"tune.{name}", value,
                                      f"tune.{name} must be {expected}, got {value!r}")
+    if self.tuner == "bayesian" and importlib.util.find_spec("sklearn") is None:
+      raise config_lib.ConfigError(
+          "tune.tuner", self.tuner, "tune.tuner=bayesian needs scikit-learn (keras-tuner's "
+          "Gaussian process; pip install keras-tuner[bayesian]), which is not installed")
     if not config.training.validation_steps:
       raise config_lib.ConfigError("training.validation_steps", 0, "training.validation_steps"
                                    f"=0: the objective {self.objective} needs validation data")
