@@ -224,6 +224,7 @@ TRAINING_FLAG_FIELDS = {
     "render_mode": ("render", "mode"), "render_bits": ("render", "bits"),
     "render_engine": ("render", "engine"),
     "model_size": ("model", "size"), "input_features": ("model", "input_features"),
+    "decoder_width": ("model", "decoder_width"), "psf_rho": ("render", "rho"),
     "bandpass_floor": ("model", "bandpass_floor"), "dropout_rate": ("model", "dropout_rate"),
     "aleatoric": ("model", "aleatoric"), "variational_blocks": ("model", "variational_blocks"),
     "variational_type": ("model", "variational_type"),
@@ -285,6 +286,13 @@ def define_training_flags() -> None:
       "With --input_features=rgb+bandpass: smallest band RMS of the sharpness maps, on the "
       "[0, 1] intensity scale (below the textures' fine-band RMS).", lower_bound=1e-9,
       upper_bound=0.5)
+  flags.DEFINE_float(
+      "decoder_width", m.decoder_width, "Factor on the model size's decoder widths (1: as "
+      "they are; 0.5 halves every decoder block's channels).", lower_bound=1e-3,
+      upper_bound=8.0)
+  flags.DEFINE_float(
+      "psf_rho", config_lib.RenderConfig().rho, "Gaussian PSF: sigma per unit of blur "
+      "diameter of the rendered defocus (the paper: 0.3).", lower_bound=1e-6)
   flags.DEFINE_float(
       "dropout_rate", None, "Overrides the rate of the MC dropout layers (the paper: 0.5; 0 "
       "disables them, and with them the model's uncertainty).")
@@ -444,6 +452,71 @@ def usage_error(error: Exception) -> app.UsageError:
 
 def log_deprecated(old: str, new: str) -> None:
   logging.warning("--%s is deprecated: use --%s", old, new)
+
+
+# ------------------------------------------------------------------ tuning
+# Search-space field -> its flag (a list: one value fixed, two a range, or choices).
+TUNE_SPACE_FLAGS = {
+    "learning_rate": "Learning rate: 'LOW,HIGH' (a log range) or one value (fixed).",
+    "loss": "Losses to choose from (l1, berhu, silog, gradient).",
+    "decoder_width": "Decoder width factors to choose from (see --decoder_width), e.g. "
+                     "'0.5,1,2'.",
+    "dropout_rate": "MC dropout rate: 'LOW,HIGH' (a linear range) or one value.",
+    "input_features": "Input features to choose from (rgb, rgb+bandpass, rgb+reblur).",
+    "kl_weight": "Bayesian models: KL weight, 'LOW,HIGH' (a log range) or one value.",
+    "variational_blocks": "Bayesian models: sets of variational decoder blocks to choose "
+                          "from, blocks joined by '+', e.g. '5+4,5,none'.",
+    "rho": "Rendered data, gaussian PSF: rho (see --psf_rho), 'LOW,HIGH' (a linear range) "
+           "or one value. Validation keeps the base --psf_rho.",
+}
+_TUNE_FIELDS = ("tuner", "max_trials", "executions_per_trial", "objective",
+                "hyperband_factor", "hyperband_iterations")
+_FIELD_FLAGS.update({f"search.{name}": f"tune_{name}" for name in TUNE_SPACE_FLAGS})
+_FIELD_FLAGS.update({f"tune.{name}": name for name in _TUNE_FIELDS})
+_FIELD_FLAGS["tune.seed"] = "tune_seed"
+
+
+def define_tune_flags() -> None:
+  """The flags of ``python -m d3tf.tune``: the training flags, the tuner and the space."""
+  if not _once("tune"):
+    return
+  define_training_flags()
+  flags.DEFINE_enum("tuner", "random", ["random", "hyperband", "bayesian"],
+                    "Search algorithm: random search, Hyperband (trials up to --epochs, "
+                    "successive halving) or Bayesian optimisation (Gaussian process).")
+  flags.DEFINE_integer("max_trials", 10, "Trials of random search / Bayesian optimisation "
+                       "(Hyperband: see --hyperband_iterations).", lower_bound=1)
+  flags.DEFINE_integer("executions_per_trial", 1, "Models trained per trial (the objective "
+                       "is their mean).", lower_bound=1)
+  flags.DEFINE_enum("objective", "val_rel", ["val_rel", "val_rms"],
+                    "Validation metric minimised (its best epoch counts).")
+  flags.DEFINE_integer("hyperband_factor", 3, "Hyperband's reduction factor.", lower_bound=2)
+  flags.DEFINE_integer("hyperband_iterations", 1, "Hyperband's iterations (each a full set "
+                       "of brackets).", lower_bound=1)
+  flags.DEFINE_integer("tune_seed", 0, "Seed of the tuner's choices.", lower_bound=0)
+  flags.DEFINE_boolean("retrain_best", False, "After the search, train the best trial's "
+                       "config to the full budget into MODEL_DIR/best_retrain.")
+  for name, help_text in TUNE_SPACE_FLAGS.items():
+    flags.DEFINE_list(f"tune_{name}", [], f"Search space: {help_text} Empty: the base "
+                      "config's value.")
+
+
+def tune_configs_from_flags():
+  """(:class:`SearchSpace`, :class:`TuneConfig`) of the tune flags (UsageError naming a flag)."""
+  from d3tf.experiment import tune_lib  # pylint: disable=g-import-not-at-top
+  values = {}
+  for name in TUNE_SPACE_FLAGS:
+    items = [v.strip() for v in FLAGS[f"tune_{name}"].value]
+    if name in ("learning_rate", "decoder_width", "dropout_rate", "kl_weight", "rho"):
+      try:
+        items = [float(v) for v in items]
+      except ValueError:
+        raise app.UsageError(f"--tune_{name} must list numbers, got "
+                             f"{','.join(items)!r}") from None
+    values[name] = tuple(items)
+  tune = tune_lib.TuneConfig(
+      **{name: FLAGS[name].value for name in _TUNE_FIELDS}, seed=FLAGS.tune_seed)
+  return tune_lib.SearchSpace(**values), tune
 
 
 # -------------------------------------------------------------- evaluation

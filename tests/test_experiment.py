@@ -21,6 +21,7 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 flags_lib.define_training_flags()
 flags_lib.define_eval_flags()
 flags_lib.define_predict_flags()
+flags_lib.define_tune_flags()  # pipelines/tune_*.flags hold a search space on top.
 
 
 def _parse(*args):

@@ -181,6 +181,7 @@ class RenderConfig:
     engine: The renderer's engine (:data:`d3tf.optics.render.ENGINES`):
       "reference", "fused" or "tiled" (the same renders to about 1e-3; the
       compiled engines cost less CPU after a compilation per image shape).
+    rho: Gaussian PSF sigma per unit of blur diameter (the paper: 0.3).
   """
 
   input: str = _choices("defocus", "sharp", default="defocus")
@@ -190,6 +191,7 @@ class RenderConfig:
   noise_shot_gain: float = _bounded(0.0, 0.0)
   noise_read_std: float = _bounded(0.0, 0.0)
   engine: str = _choices("reference", "fused", "tiled", default="reference")
+  rho: float = _bounded(psf_lib.DEFAULT_RHO, 0.0, low_open=True)
 
   def render_options(self) -> dict[str, Any]:
     """The :class:`d3tf.optics.RenderOptions` fields set (saved in the metadata)."""
@@ -202,6 +204,8 @@ class RenderConfig:
       options["noise_read_std"] = self.noise_read_std
     if self.engine != "reference":
       options["engine"] = self.engine
+    if self.rho != psf_lib.DEFAULT_RHO:
+      options["rho"] = self.rho
     return options
 
 
@@ -215,6 +219,7 @@ class ModelConfig:
     input_features: "rgb", "rgb+bandpass" or "rgb+reblur" (D3NetConfig's).
     bandpass_floor: Smallest band RMS of the band-pass maps.
     dropout_rate: Overrides the MC dropout rate (None: the preset's).
+    decoder_width: Factor on the size preset's decoder widths (1: as is).
     aleatoric: "none", "gaussian" or "laplace" (a log-scale head).
     variational_blocks: Decoder blocks (1-5) with variational 3x3 convs.
     variational_type: "flipout" or "reparameterization".
@@ -228,6 +233,7 @@ class ModelConfig:
   input_features: str = _choices("rgb", "rgb+bandpass", "rgb+reblur", default="rgb")
   bandpass_floor: float = _bounded(1e-4, 1e-9, 0.5)
   dropout_rate: float | None = _bounded(None, 0.0, 1.0)
+  decoder_width: float = _bounded(1.0, 0.0, 8.0, low_open=True)
   aleatoric: str = _choices("none", "gaussian", "laplace", default="none")
   variational_blocks: tuple[int, ...] = ()
   variational_type: str = _choices("flipout", "reparameterization", default="flipout")
@@ -237,9 +243,19 @@ class ModelConfig:
   camera_aware: bool = False
 
   def d3net_config(self, num_train_examples: int | None = None, hp=None):
-    """The ``D3NetConfig`` (size resolved by the caller; ``hp`` reserved for tuning)."""
-    del hp  # A keras_tuner.HyperParameters may choose overrides here (the tuning issue).
+    """The ``D3NetConfig`` (size resolved by the caller).
+
+    Args:
+      num_train_examples: The KL's N (variational layers).
+      hp: A ``keras_tuner.HyperParameters`` (or a mapping) whose values named
+        ``model.<field>`` override this config's fields (see
+        :meth:`ExperimentConfig.with_hyperparameters`); None: as is.
+    """
     from d3tf import models  # pylint: disable=g-import-not-at-top
+    if hp is not None:
+      values = hyperparameter_values(hp).get("model", {})
+      if values:
+        return dataclasses.replace(self, **values).d3net_config(num_train_examples)
     if self.size is None:
       raise ConfigError("model.size", None, "model.size is unresolved: call resolved() first")
     overrides: dict[str, Any] = {"input_features": self.input_features}
@@ -256,7 +272,11 @@ class ModelConfig:
       overrides["aleatoric"] = self.aleatoric
     if self.camera_aware:
       overrides["camera_aware"] = True
-    return getattr(models.D3NetConfig, self.size)(**overrides)
+    preset = getattr(models.D3NetConfig, self.size)
+    if self.decoder_width != 1.0:
+      overrides["decoder_filters"] = tuple(max(1, round(f * self.decoder_width))
+                                           for f in preset().decoder_filters)
+    return preset(**overrides)
 
 
 @dataclasses.dataclass
@@ -362,6 +382,19 @@ class ExperimentConfig:
         raise ConfigError(section, fields, f"unknown config section {section!r}")
       values[section] = {**values[section], **fields}
     return ExperimentConfig.from_dict(values)
+
+  def with_hyperparameters(self, hp) -> "ExperimentConfig":
+    """A copy with the values of ``hp`` named by dotted field paths applied.
+
+    Args:
+      hp: A ``keras_tuner.HyperParameters`` or a mapping; values named
+        ``section.field`` (e.g. ``training.learning_rate``) replace that
+        field, other names (keras-tuner's ``tuner/epochs``) are ignored.
+
+    Raises:
+      ConfigError: an unknown section or field, or a bad value.
+    """
+    return self.replace(**hyperparameter_values(hp))
 
   # ------------------------------------------------------------ resolution
   @property
@@ -478,6 +511,23 @@ class ExperimentConfig:
 
 
 # ---------------------------------------------------------------- helpers
+def hyperparameter_values(hp) -> dict[str, dict[str, Any]]:
+  """``{section: {field: value}}`` of the dotted names of a HyperParameters or mapping."""
+  values = hp if isinstance(hp, Mapping) else hp.values
+  sections: dict[str, dict[str, Any]] = {}
+  for name, value in values.items():
+    section, dot, field = str(name).partition(".")
+    if dot and section in _SECTIONS:
+      if isinstance(value, list):
+        value = tuple(value)
+      hint = str(typing.get_type_hints(_SECTIONS[section]).get(field, ""))
+      if isinstance(value, str) and "tuple[int" in hint:  # "5,4" / "none" (a Choice).
+        value = tuple(int(v) for v in value.replace("+", ",").split(",")
+                      if v.strip() and v.strip() != "none")
+      sections.setdefault(section, {})[field] = value
+  return sections
+
+
 def _jsonable(value):
   if isinstance(value, dict):
     return {k: _jsonable(v) for k, v in value.items()}

@@ -53,6 +53,18 @@ register_preset("quickstart_procedural", {
     "training": {"epochs": 3, "steps_per_epoch": 100, "validation_steps": 4},
 })
 
+# The base of the recorded hyperparameter search (pipelines/tune_procedural.flags, whose
+# --tune_* flags give the space; benchmarks/results/tune_procedural.md): the quick start's
+# defaults (Adam 2e-4, L1, RGB input) on a budget of 3 epochs of 40 steps.
+register_preset("tune_procedural", {
+    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},
+    "camera": {"preset": "nyu", "focus_distance_m": 2.0},
+    "render": {"input": "defocus"},
+    "model": {"size": "small"},
+    "training": {"epochs": 3, "steps_per_epoch": 40, "validation_steps": 8,
+                 "save_every_steps": 40, "log_every_steps": 20},
+})
+
 # The CPU experiments on the endless procedural stream (README experiment A).
 _PROCEDURAL = {
     "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},

@@ -230,15 +230,20 @@ class DepthTask:
   # ------------------------------------------------------------ the model
   def d3net_config(self, hp=None):
     """The ``D3NetConfig`` (the KL's N filled in for variational layers)."""
-    num = self.kl_num_examples[0] if self.config.model.variational_blocks else None
+    blocks = self.config.model.variational_blocks
+    if hp is not None:
+      blocks = config_lib.hyperparameter_values(hp).get("model", {}).get(
+          "variational_blocks", blocks)
+    num = self.kl_num_examples[0] if blocks else None
     return self.config.model.d3net_config(num_train_examples=num, hp=hp)
 
   def build_model(self, hp=None):
     """D3-Net of the config.
 
     Args:
-      hp: A ``keras_tuner.HyperParameters`` (reserved: the tuning issue lets
-        it choose model fields); None builds the config as it is.
+      hp: A ``keras_tuner.HyperParameters`` whose values named
+        ``model.<field>`` (e.g. ``model.decoder_width``) override the
+        config's model section; None builds the config as it is.
     """
     from d3tf import models  # pylint: disable=g-import-not-at-top
     return models.build_d3net(self.d3net_config(hp),
