@@ -30,7 +30,7 @@ _INSTALL_REQUIRES = [
 _EXTRAS = {
     # The export and serving tests run the LiteRT interpreter and TF Serving's gRPC stubs.
     "test": ["pytest>=8", "ai-edge-litert>=2.3,<2.4", "tensorflow-serving-api>=2.21,<2.22"],
-    "tune": ["keras-tuner>=1.4.8,<1.5", "tensorboard>=2.21,<2.22"],
+    "tune": ["keras-tuner>=1.4.8,<1.5", "tensorboard>=2.21,<2.22", "scikit-learn>=1.3"],  # sklearn: Bayesian
     "export": ["ai-edge-litert>=2.3,<2.4", "tensorflow-serving-api>=2.21,<2.22"],
 }
 _EXTRAS["all"] = sorted({req for reqs in _EXTRAS.values() for req in reqs})
