@@ -95,6 +95,7 @@ import warnings
 from absl import logging
 import keras
 import numpy as np
+import tensorflow as tf
 
 from d3tf.models import variational
 from d3tf.models.layers import BandPassSharpness
@@ -177,6 +178,11 @@ class D3NetConfig:
       add three multi-scale re-blur ratio maps (:class:`ReblurRatios`).
     bandpass_floor: Smallest band RMS of those maps, on the [0, 1] intensity
       scale (``BandPassSharpness.floor``); used with "rgb+bandpass" only.
+    sync_batch_norm: Batch statistics over the global batch of all replicas
+      under a ``tf.distribute`` strategy (``BatchNormalization(synchronized=
+      True)``), so that N replicas train like one device on the same global
+      batch; False: per-replica statistics. No effect on one device or in
+      inference.
   """
 
   growth_rate: int = 32
@@ -198,6 +204,7 @@ class D3NetConfig:
   aleatoric: str = "none"
   input_features: str = "rgb"
   bandpass_floor: float = 1e-4
+  sync_batch_norm: bool = False
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -330,7 +337,8 @@ class _Builder:
   def bn(self, x, name: str, encoder: bool = True):
     epsilon = _ENCODER_BN_EPSILON if encoder else 1e-3
     return keras.layers.BatchNormalization(
-        epsilon=epsilon, momentum=self.config.bn_momentum, name=name)(x)
+        epsilon=epsilon, momentum=self.config.bn_momentum,
+        synchronized=self.config.sync_batch_norm, name=name)(x)
 
   def leaky(self, x, name: str):
     return keras.layers.LeakyReLU(negative_slope=self.config.leaky_slope, name=name)(x)
@@ -420,16 +428,18 @@ class _Builder:
       x = self.decoder_block(x, c.decoder_filters[5 - k], dropout=(5 - k) < c.dropout_blocks,
                              name=name, bayesian=k in c.variational_blocks)
     features = x
-    x = keras.layers.Conv2D(1, 3, padding="same", name="depth_conv")(features)
-    x = keras.layers.Activation("sigmoid", name="depth_sigmoid")(x)
-    depth = keras.layers.Rescaling(c.max_depth_m, name="depth")(x)
+    # The heads compute in float32 whatever the dtype policy (mixed precision): the sigmoid's
+    # saturation, the metres scale and the log-scale need float32's range and precision.
+    x = keras.layers.Conv2D(1, 3, padding="same", dtype="float32", name="depth_conv")(features)
+    x = keras.layers.Activation("sigmoid", dtype="float32", name="depth_sigmoid")(x)
+    depth = keras.layers.Rescaling(c.max_depth_m, dtype="float32", name="depth")(x)
     if c.aleatoric == "none":
       return inputs, depth
     # Zero kernel, bias softplus^-1(1 m): the untrained head predicts a 1 m scale everywhere.
     z = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer="zeros",
                             bias_initializer=keras.initializers.Constant(math.log(math.expm1(1.0))),
-                            name="log_scale_conv")(features)
-    log_scale = LogScale(ALEATORIC_MIN_SCALE_M, name="log_scale")(z)
+                            dtype="float32", name="log_scale_conv")(features)
+    log_scale = LogScale(ALEATORIC_MIN_SCALE_M, dtype="float32", name="log_scale")(z)
     return inputs, {"depth": depth, "log_scale": log_scale}
 
 
@@ -476,19 +486,24 @@ class D3Net(keras.Model):
     """
     if not self.d3net_config.is_bayesian:
       return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+    # Under tf.distribute each replica's loss is divided by the replicas in sync before the
+    # gradients are summed (Keras divides add_loss terms so; the compiled loss as Keras scales
+    # it, see d3tf.losses.GlobalBatchLoss): every replica adds the whole KL, so KL / replicas.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     extra = [keras.ops.cast(loss, "float32") for loss in self.losses]
     kl = keras.ops.sum(keras.ops.stack(extra)) if extra else keras.ops.zeros(())
+    kl_share = kl / float(replicas)
     if isinstance(y_pred, dict):
       if not callable(self.loss):
         raise ValueError(f"A D3Net with an aleatoric head needs one callable loss that takes "
                          f"the output dict (e.g. d3tf.losses.gaussian_nll_loss), got "
                          f"{self.loss!r}")
       data = keras.ops.cast(self.loss(y, y_pred), "float32")
-      total = data + kl
+      total = data + kl_share
     else:
       total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
-      data = total - kl
-    self.data_loss_tracker.update_state(data)
+      data = total - kl_share
+    self.data_loss_tracker.update_state(data * float(replicas))  # Per replica, unscaled.
     if self.kl_tracker is not None:
       self.kl_tracker.update_state(kl)
     return total
