@@ -138,6 +138,20 @@ def distribute_inputs(strategy, dataset_fn: Callable):
   return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+def shard_by_data(dataset):
+  """``dataset`` with auto-sharding by element (its batches split across workers).
+
+  For the validation set, which Keras distributes itself: the sources are not
+  files that FILE sharding could split (it would fall back, with a warning).
+  """
+  if dataset is None:
+    return None
+  tf = _tf()
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return dataset.with_options(options)
+
+
 @contextlib.contextmanager
 def precision_policy(name: str) -> Iterator[None]:
   """Sets the global Keras dtype policy ``name`` inside the block, then restores it.

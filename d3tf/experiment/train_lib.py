@@ -13,6 +13,13 @@ this):
   at epoch ends; calling again with the same model_dir resumes at the last
   saved step with the data stream continuing at the next unseen example;
 * ``tensorboard/`` and ``metrics.csv``.
+
+Under a ``tf.distribute`` strategy (``runtime.distribution_strategy``, see
+:mod:`d3tf.experiment.distribute_lib` and docs/scale_out.md) the batch is the
+global batch, the training input goes through
+``distribute_datasets_from_function``, and only the chief writes these files
+(other workers write into ``.worker_tmp/`` inside the model_dir, removed at the
+end); every worker resumes from the chief's ``backup/``.
 """
 
 from __future__ import annotations
@@ -185,7 +192,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
     else:
       fn = lambda context: task.build_inputs("train", input_context=context, start_step=step)  # pylint: disable=unnecessary-lambda-assignment
     return distribute_lib.distribute_inputs(strategy, fn)
-  val = task.build_inputs("validation")
+  val = distribute_lib.shard_by_data(task.build_inputs("validation"))
   epochs = training.epochs
   total = epochs * steps_per_epoch
   extra: dict[str, Any] = {}

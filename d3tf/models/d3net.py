@@ -508,11 +508,36 @@ class D3Net(keras.Model):
       self.kl_tracker.update_state(kl)
     return total
 
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    """Builds from one local replica's first batch (shapes are all a symbolic build needs).
+
+    Keras 3.15 first reduces the whole ``(inputs, depth)`` batch of a distributed
+    dataset with one ``strategy.reduce``, which MultiWorkerMirroredStrategy refuses
+    for a nested structure ("Attempt to convert a value (PerReplica...)").
+    """
+    strategy = getattr(self, "_distribute_strategy", None)
+    if iterator is not None and strategy is not None and (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+      for _, _, it in iterator:
+        batch = next(it)
+        data_batch = tf.nest.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0], batch)
+        break
+      iterator = None
+    return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
   def compute_metrics(self, x, y, y_pred, sample_weight=None):
     """The compiled metrics, computed on the depth output only."""
     if isinstance(y_pred, dict):
       y_pred = y_pred["depth"]
-    return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    logs = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    if tf.distribute.has_strategy() and isinstance(
+        tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+      # Keras 3.15 reduces a step's logs across workers with strategy.reduce("MEAN", v,
+      # axis=0), which fails on scalars: give it [1] tensors (the mean over the replicas).
+      logs = {k: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v
+              for k, v in logs.items()}
+    return logs
 
   def get_config(self) -> dict[str, Any]:
     return {"name": self.name, "trainable": self.trainable,
