@@ -232,7 +232,8 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
                training.beta1, data.crop_size, data.crop_size, data.batch_size)
   start_step, best = 0, None
   if state is not None:
-    start_step = callbacks_lib.restore(model, state)
+    with strategy.scope():  # The optimizer's variables are built in the strategy's scope.
+      start_step = callbacks_lib.restore(model, state)
     best = state["extra"].get("best")
     logging.info("Resuming from step %d (%s)", start_step, state["weights"])
   final_path = os.path.join(model_dir, artifacts.FINAL_MODEL_FILENAME)
