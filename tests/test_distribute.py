@@ -95,7 +95,7 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
   # batch 4: one device vs 2 replicas of 2 examples. A loss term not divided by the replicas
   # would show as a factor 2 in the logged loss and in the step size.
   run = subprocess.run([sys.executable, _WORKER, "compare", str(tmp_path)], cwd=_REPO,
-                       env=_env(), capture_output=True, text=True, timeout=900)
+                       env=_env(), capture_output=True, text=True, timeout=2400)
   assert run.returncode == 0, run.stderr[-4000:]
   result = _result(run.stdout)
   assert result["replicas"] == 2
