@@ -490,10 +490,14 @@ class D3Net(keras.Model):
     # gradients are summed (Keras divides add_loss terms so; the compiled loss as Keras scales
     # it, see d3tf.losses.GlobalBatchLoss): every replica adds the whole KL, so KL / replicas.
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    extra = [keras.ops.cast(loss, "float32") for loss in self.losses]
-    kl = keras.ops.sum(keras.ops.stack(extra)) if extra else keras.ops.zeros(())
+    # The KL from the layers themselves, not from self.losses: under MirroredStrategy the
+    # replicas call one Python model in parallel and its add_loss list gathers every
+    # replica's term (measured: twice the KL with 2 replicas).
+    layers = variational.variational_layers(self)
+    kl = (tf.add_n([tf.cast(layer.kl_loss(), tf.float32) for layer in layers]) if layers
+          else keras.ops.zeros(()))
     kl_share = kl / float(replicas)
-    if isinstance(y_pred, dict):
+    if isinstance(y_pred, dict) or callable(self.loss):
       if not callable(self.loss):
         raise ValueError(f"A D3Net with an aleatoric head needs one callable loss that takes "
                          f"the output dict (e.g. d3tf.losses.gaussian_nll_loss), got "
