@@ -25,7 +25,8 @@ One vocabulary:
   top of ``--experiment`` (a preset name): a flag given overrides the preset.
 
 Old names kept: ``--input`` (train: the input kind; predict: the images),
-``--mode`` (render: ``--render_mode``).
+``--mode`` (render: ``--render_mode``), ``--distribution_strategy`` (train:
+``--strategy``).
 """
 
 from __future__ import annotations
@@ -240,7 +241,8 @@ TRAINING_FLAG_FIELDS = {
     "tensorboard_images": ("training", "tensorboard_images"), "seed": ("training", "seed"),
     "init_from": ("training", "init_from"), "kl_weight": ("training", "kl_weight"),
     "kl_anneal_steps": ("training", "kl_anneal_steps"),
-    "distribution_strategy": ("runtime", "distribution_strategy"),
+    "strategy": ("runtime", "distribution_strategy"), "tpu": ("runtime", "tpu_address"),
+    "precision": ("runtime", "precision"), "data_service": ("runtime", "data_service"),
     "progress": ("runtime", "progress"),
 }
 _FIELD_FLAGS = {f"{s}.{f}": name for name, (s, f) in TRAINING_FLAG_FIELDS.items()}
@@ -352,13 +354,30 @@ def define_training_flags() -> None:
                        "TensorBoard batch scalars.", lower_bound=0)
   flags.DEFINE_integer("tensorboard_images", t.tensorboard_images, "Validation images drawn "
                        "in TensorBoard at each epoch end (0: none).", lower_bound=0)
-  flags.DEFINE_enum("distribution_strategy", "default",
-                    list(config_lib.DISTRIBUTION_STRATEGIES),
-                    "tf.distribute strategy: 'default' (one device) or 'mirrored' (the GPUs "
-                    "of this machine).")
+  _define_scale_out_flags()
   flags.DEFINE_enum("progress", "auto", ["auto", "bar", "line", "none"],
                     "Keras progress display: a bar (terminals), one line per epoch, or none; "
                     "'auto' picks bar on a terminal.")
+
+
+def _define_scale_out_flags() -> None:
+  """``--strategy`` (old: ``--distribution_strategy``), ``--tpu``, ``--precision``, ``--data_service``."""
+  flags.DEFINE_enum(
+      "strategy", "default", list(config_lib.DISTRIBUTION_STRATEGIES),
+      "tf.distribute strategy: 'default' (one device), 'mirrored' (every GPU of this machine), "
+      "'multi_worker' (MultiWorkerMirroredStrategy, the cluster from the TF_CONFIG environment "
+      "variable) or 'tpu' (TPUStrategy, see --tpu). --batch_size is the global batch, split "
+      "across the replicas (docs/scale_out.md).")
+  flags.DEFINE_alias("distribution_strategy", "strategy")
+  flags.DEFINE_string("tpu", None, "--strategy=tpu: the TPU's resolver address (name, "
+                      "grpc://HOST:PORT, or 'local' on a TPU VM). Default: TPU_NAME.")
+  flags.DEFINE_enum("precision", "float32", list(config_lib.PRECISIONS),
+                    "Keras dtype policy: mixed_bfloat16 (TPUs, recent GPUs) or mixed_float16 "
+                    "(GPUs, with dynamic loss scaling); the output heads stay float32.")
+  flags.DEFINE_string(
+      "data_service", None, "grpc://HOST:PORT of a tf.data service dispatcher: the per-example "
+      "pipeline (scene generation, augmentation, defocus) runs on its workers, started with "
+      "python -m d3tf.data_service (procedural data).")
 
 
 def _define_input_flag() -> None:
@@ -645,6 +664,24 @@ def camera_from_exif_from_flags() -> str:
     raise app.UsageError(f"--camera_from_exif=require contradicts --camera={FLAGS.camera} "
                          "(which states the camera): drop one of them")
   return "off"
+
+
+# ------------------------------------------------------------ data service
+def define_data_service_flags() -> None:
+  """The flags of ``python -m d3tf.data_service`` (with the training flags: the experiment)."""
+  if not _once("data_service_cli"):
+    return
+  define_training_flags()
+  flags.DEFINE_enum("role", None, ["dispatcher", "worker"], "Which tf.data service server to "
+                    "start.")
+  flags.DEFINE_integer("port", None, "Port to serve on. Default: dispatcher 5050, worker "
+                       "5051.", lower_bound=0, upper_bound=65535)
+  flags.DEFINE_string("work_dir", None, "dispatcher: folder (shared storage) where it journals "
+                      "its state, so that a restarted dispatcher continues its jobs.")
+  flags.DEFINE_boolean("fault_tolerant", True, "dispatcher: journal to --work_dir (needs it).")
+  flags.DEFINE_string("dispatcher", None, "worker: the dispatcher's HOST:PORT.")
+  flags.DEFINE_string("worker_address", None, "worker: HOST:%port% the dispatcher and trainers "
+                      "reach this worker at. Default: localhost:%port%.")
 
 
 # ------------------------------------------------------------------ export

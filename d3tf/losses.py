@@ -334,3 +334,44 @@ def get_loss(name: str) -> Callable[..., tf.Tensor]:
   if key not in _LOSSES:
     raise ValueError(f"Unknown loss {name!r}; choose one of {list(LOSS_NAMES)}")
   return _LOSSES[key]
+
+
+@keras.saving.register_keras_serializable(package="d3tf")
+class GlobalBatchLoss(keras.losses.Loss):
+  """One of the losses above, scaled for ``tf.distribute``: its value / replicas in sync.
+
+  Under a strategy each replica computes the loss on its share of the global
+  batch and the gradients of the replicas are summed, so each replica's loss
+  must be divided by the number of replicas for the sum to be the gradient of
+  the mean over the global batch (``tf.nn.compute_average_loss``). Keras 3.15
+  divides the losses it reduces itself (``sum_over_batch_size``) and every
+  ``add_loss`` term so, but returns a loss function's scalar as it is; the
+  losses here are scalars (masked means), so compile with this wrapper
+  (:meth:`d3tf.experiment.task.DepthTask.build_losses` does). With equal valid
+  pixel counts on the replicas the result is exactly the global-batch mean;
+  otherwise it is the mean of the replicas' means. On one device it is the
+  plain loss.
+
+  Args:
+    loss: A name of :data:`LOSS_NAMES`, or ``"gaussian_nll"`` /
+      ``"laplace_nll"`` (the aleatoric likelihoods, taking the output dict).
+  """
+
+  def __init__(self, loss: str = "l1", name: str | None = None, **kwargs):
+    kwargs.pop("reduction", None)
+    super().__init__(name=name or f"{loss}_loss", **kwargs)
+    key = str(loss).strip().lower()
+    if key.endswith("_nll"):
+      self.fn = get_nll_loss(key[:-len("_nll")])
+    else:
+      self.fn = get_loss(key)
+    self.loss = key
+
+  def __call__(self, y_true, y_pred, sample_weight=None):
+    del sample_weight  # Invalid pixels are masked by the ground truth itself.
+    value = tf.cast(self.fn(y_true, y_pred), tf.float32)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / float(replicas) if replicas > 1 else value
+
+  def get_config(self):
+    return {"loss": self.loss, "name": self.name}

@@ -64,7 +64,10 @@ def test_default_config_resolves_from_the_dataset():
     ("camera", {"preset": "leica"}, "camera.preset", "'leica'"),
     ("camera", {"focus_distance_m": 0.0}, "camera.focus_distance_m", "0.0"),
     ("render", {"bits": 17}, "render.bits", "17"),
-    ("runtime", {"distribution_strategy": "tpu"}, "runtime.distribution_strategy", "tpu"),
+    ("runtime", {"distribution_strategy": "horovod"}, "runtime.distribution_strategy",
+     "horovod"),
+    ("runtime", {"tpu_address": "local"}, "runtime.tpu_address", "local"),
+    ("runtime", {"data_service": "localhost:5050"}, "runtime.data_service", "localhost:5050"),
 ])
 def test_bad_values_raise_naming_the_field_and_value(section, values, field, shown):
   with pytest.raises(config_lib.ConfigError) as info:

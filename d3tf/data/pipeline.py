@@ -251,7 +251,10 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
     if num_scenes is None and start_index:  # Endless: start the generator there directly.
       kwargs["start_index"] = kwargs.get("start_index", 0) + start_index
       source_skip = 0
-    dataset = procedural.procedural_dataset(split, num_scenes, **kwargs)
+    # Endless from start_index: example i is scene i, keyed by the index the scene carries, so
+    # the index range stays the one source (tf.data service can split it across workers).
+    keyed = num_scenes is None and kwargs.get("start_index", 0) == start_index
+    dataset = procedural.procedural_dataset(split, num_scenes, with_index=keyed, **kwargs)
     default_buffer = 0
   elif callable(source) and not isinstance(source, tf.data.Dataset):
     if procedural_options:
@@ -273,7 +276,12 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
     raise ValueError("source must be a tf.data.Dataset, 'procedural' or a stream function, got "
                      f"{source!r}")
   _check_source(dataset)
-  dataset = dataset.map(lambda element: {"image": element["image"], "depth": element["depth"]})
+  keyed = isinstance(source, str) and keyed
+  if keyed:
+    dataset = dataset.map(lambda element: (element["index"], {"image": element["image"],
+                                                              "depth": element["depth"]}))
+  else:
+    dataset = dataset.map(lambda element: {"image": element["image"], "depth": element["depth"]})
 
   shuffle_buffer = default_buffer if shuffle_buffer is None else _int_or_error(
       "shuffle_buffer", shuffle_buffer, 0)
@@ -316,8 +324,10 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
       return {"image": image, "camera": vector}, depth[..., tf.newaxis]
     return image, depth[..., tf.newaxis]
 
-  dataset = dataset.enumerate(start=start_index).map(
-      prepare, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+  if not keyed:
+    dataset = dataset.enumerate(start=start_index)
+  dataset = dataset.map(prepare, num_parallel_calls=num_parallel_calls,
+                        deterministic=deterministic)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
   # ---------------------------------------------------------------- per batch

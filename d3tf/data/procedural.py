@@ -623,7 +623,8 @@ def generate_scene(index: int, *, split: str = "train", seed: int = 0, height: i
 def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, height: int = 256,
                        width: int = 256, seed: int = 0, start_index: int = 0,
                        supersample: int = 1, deterministic: bool = True,
-                       num_parallel_calls: int | None = None) -> "tf.data.Dataset":
+                       num_parallel_calls: int | None = None,
+                       with_index: bool = False) -> "tf.data.Dataset":
   """Procedural scenes as a ``tf.data`` source following the element contract.
 
   Elements are ``{"image": tf.uint8 [H, W, 3], "depth": tf.float32 [H, W]}``
@@ -646,6 +647,9 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
       the GIL for much of its work: more threads contend for it and for the
       cores that augment, render and train, and deliver fewer scenes per
       second, not more (``benchmarks/results/train_input.md``).
+    with_index: Add ``"index"`` (int64, the scene index) to each element, so
+      that a consumer can key per-example randomness by it (the one source of
+      the dataset stays the index range, which tf.data service can split).
 
   Returns:
     A ``tf.data.Dataset`` of dicts.
@@ -674,7 +678,10 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
                                      name="procedural_scene")
     image.set_shape([height, width, 3])
     depth.set_shape([height, width])
-    return {"image": image, "depth": depth}
+    element = {"image": image, "depth": depth}
+    if with_index:
+      element["index"] = index
+    return element
 
   if num_parallel_calls is None:
     num_parallel_calls = GENERATOR_PARALLEL_CALLS

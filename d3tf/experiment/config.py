@@ -39,6 +39,8 @@ CAMERA_PRESETS = {"nyu": "nyu", "dslr": "dslr_d200_35mm"}
 #: "model" (the camera in a trained model's metadata: evaluation and prediction).
 CAMERA_CHOICES = (*CAMERA_PRESETS, "none", "model")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+#: Values of ``runtime.precision`` (Keras dtype policies).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 class ConfigError(ValueError):
@@ -322,16 +324,27 @@ class TrainingConfig:
 
 @dataclasses.dataclass
 class RuntimeConfig:
-  """Where and how the job runs.
+  """Where and how the job runs (see docs/scale_out.md).
 
   Attributes:
-    distribution_strategy: "default" (one device), "mirrored" (the GPUs of
-      one machine); "multi_worker" and "tpu" are reserved for the scale-out
-      issue.
+    distribution_strategy: "default" (one device), "mirrored" (every GPU of
+      this machine; without GPUs, every logical CPU device), "multi_worker"
+      (``MultiWorkerMirroredStrategy``, the cluster read from ``TF_CONFIG``)
+      or "tpu" (``TPUStrategy`` on the TPU at ``tpu_address``).
+    tpu_address: The TPU's resolver address (a name, ``grpc://HOST:PORT``, or
+      "local" on a TPU VM); None lets the resolver find it (``TPU_NAME``).
+    precision: "float32", "mixed_float16" or "mixed_bfloat16" (Keras dtype
+      policy of the layers; the output heads stay float32).
+    data_service: ``grpc://HOST:PORT`` of a tf.data service dispatcher whose
+      workers (``python -m d3tf.data_service``) run the per-example pipeline;
+      None: the pipeline runs in the trainer.
     progress: Keras progress display: "auto", "bar", "line" or "none".
   """
 
   distribution_strategy: str = _choices(*DISTRIBUTION_STRATEGIES, default="default")
+  tpu_address: str | None = None
+  precision: str = _choices(*PRECISIONS, default="float32")
+  data_service: str | None = None
   progress: str = _choices("auto", "bar", "line", "none", default="auto")
 
 
@@ -483,10 +496,22 @@ class ExperimentConfig:
                         "negative log-likelihood")
     self.build_camera()  # The camera's values (plausible ranges, units), named.
     self._check_camera_aware(spec)
-    if self.runtime.distribution_strategy in ("multi_worker", "tpu"):
-      raise ConfigError("runtime.distribution_strategy", self.runtime.distribution_strategy,
-                        f"runtime.distribution_strategy={self.runtime.distribution_strategy} "
-                        "is not supported yet (default, mirrored)")
+    runtime = self.runtime
+    if runtime.tpu_address is not None and runtime.distribution_strategy != "tpu":
+      raise ConfigError("runtime.tpu_address", runtime.tpu_address,
+                        f"runtime.tpu_address={runtime.tpu_address} applies to "
+                        "runtime.distribution_strategy=tpu, not "
+                        f"{runtime.distribution_strategy}")
+    if runtime.data_service is not None:
+      address = runtime.data_service
+      host, _, port = address[len("grpc://"):].rpartition(":")
+      if not address.startswith("grpc://") or not host or not port.isdigit():
+        raise ConfigError("runtime.data_service", address,
+                          f"runtime.data_service must be grpc://HOST:PORT, got {address!r}")
+      if not self.is_procedural:
+        raise ConfigError("runtime.data_service", address,
+                          f"runtime.data_service supports data.dataset=procedural (a stream "
+                          f"keyed by example index), not data.dataset={data.dataset}")
     return self
 
 

@@ -173,9 +173,11 @@ class DepthTask:
     from d3tf.data import make_dataset  # pylint: disable=g-import-not-at-top
     data, training = self.config.data, self.config.training
     batch = data.batch_size
+    per_step = batch  # Examples this pipeline feeds per global step.
     shard = None
     if input_context is not None:
       batch = input_context.get_per_replica_batch_size(batch)
+      per_step = data.batch_size // input_context.num_input_pipelines
       if input_context.num_input_pipelines > 1:
         shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
     common = self._common(batch)
@@ -185,7 +187,7 @@ class DepthTask:
       source, _ = self.train_source()
       if shard is not None and hasattr(source, "shard"):  # Streams draw with their own seed.
         source = source.shard(*shard)
-      return make_dataset(source, augment=self._augment(), start_index=start_step * batch,
+      return make_dataset(source, augment=self._augment(), start_index=start_step * per_step,
                           **common)
     if split != "validation":
       raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
@@ -228,33 +230,44 @@ class DepthTask:
     return val
 
   # ------------------------------------------------------------ the model
-  def d3net_config(self, hp=None):
-    """The ``D3NetConfig`` (the KL's N filled in for variational layers)."""
+  def d3net_config(self, hp=None, sync_batch_norm: bool = False):
+    """The ``D3NetConfig`` (the KL's N filled in for variational layers).
+
+    Args:
+      hp: See :meth:`build_model`.
+      sync_batch_norm: Batch statistics over all replicas (set by the trainer
+        under a strategy with more than one replica).
+    """
+    import dataclasses  # pylint: disable=g-import-not-at-top
     blocks = self.config.model.variational_blocks
     if hp is not None:
       blocks = config_lib.hyperparameter_values(hp).get("model", {}).get(
           "variational_blocks", blocks)
     num = self.kl_num_examples[0] if blocks else None
-    return self.config.model.d3net_config(num_train_examples=num, hp=hp)
+    config = self.config.model.d3net_config(num_train_examples=num, hp=hp)
+    return dataclasses.replace(config, sync_batch_norm=True) if sync_batch_norm else config
 
-  def build_model(self, hp=None):
+  def build_model(self, hp=None, sync_batch_norm: bool = False):
     """D3-Net of the config.
 
     Args:
       hp: A ``keras_tuner.HyperParameters`` whose values named
         ``model.<field>`` (e.g. ``model.decoder_width``) override the
         config's model section; None builds the config as it is.
+      sync_batch_norm: See :meth:`d3net_config`.
     """
     from d3tf import models  # pylint: disable=g-import-not-at-top
-    return models.build_d3net(self.d3net_config(hp),
+    return models.build_d3net(self.d3net_config(hp, sync_batch_norm),
                               imagenet_weights=self.config.model.imagenet_weights)
 
   def build_losses(self):
-    """The data loss: ``training.loss``, or the aleatoric head's NLL."""
+    """The data loss: ``training.loss``, or the aleatoric head's NLL, scaled for the global batch.
+
+    A :class:`d3tf.losses.GlobalBatchLoss`: the plain loss on one device,
+    divided by the replicas in sync under a ``tf.distribute`` strategy.
+    """
     from d3tf import losses  # pylint: disable=g-import-not-at-top
-    if self.config.model.aleatoric == "none":
-      return losses.get_loss(self.config.training.loss)
-    return losses.get_nll_loss(self.config.model.aleatoric)
+    return losses.GlobalBatchLoss(self.loss_name)
 
   def build_metrics(self):
     """Masked abs-rel and RMS (Keras metrics, invalid depth masked out)."""

@@ -13,6 +13,13 @@ this):
   at epoch ends; calling again with the same model_dir resumes at the last
   saved step with the data stream continuing at the next unseen example;
 * ``tensorboard/`` and ``metrics.csv``.
+
+Under a ``tf.distribute`` strategy (``runtime.distribution_strategy``, see
+:mod:`d3tf.experiment.distribute_lib` and docs/scale_out.md) the batch is the
+global batch, the training input goes through
+``distribute_datasets_from_function``, and only the chief writes these files
+(other workers write into ``.worker_tmp/`` inside the model_dir, removed at the
+end); every worker resumes from the chief's ``backup/``.
 """
 
 from __future__ import annotations
@@ -25,21 +32,19 @@ from typing import Any, Callable
 from absl import logging
 
 from d3tf.experiment import config as config_lib
+from d3tf.experiment import distribute_lib
 from d3tf.experiment import task as task_lib
 
 _MONITOR = "val_rel"
 CONFIG_FILENAME = "config.json"
 
 
-def get_strategy(name: str = "default"):
-  """The ``tf.distribute`` strategy named by ``runtime.distribution_strategy``."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if name == "default":
-    return tf.distribute.get_strategy()
-  if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
-  raise ValueError(f"runtime.distribution_strategy={name!r} is not supported yet "
-                   "(default, mirrored)")
+def get_strategy(name: str = "default", tpu_address: str | None = None):
+  """The ``tf.distribute`` strategy named by ``runtime.distribution_strategy``.
+
+  See :func:`d3tf.experiment.distribute_lib.get_strategy`.
+  """
+  return distribute_lib.get_strategy(name, tpu_address)
 
 
 # -------------------------------------------------------------- run files
@@ -141,7 +146,8 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
     A summary: ``model_dir``, ``steps`` (global step at the end),
     ``planned_steps``, ``final_model``, ``best_model``, ``monitor``,
     ``best`` (the monitored value of best.keras), ``resumed_from`` (step, or
-    None), ``history`` (the per-epoch logs of this call).
+    None), ``history`` (the per-epoch logs of this call),
+    ``weights_digest`` (:func:`weights_digest` of the final weights).
 
   Raises:
     config_lib.ConfigError: a bad config value (naming the field).
@@ -161,8 +167,16 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   data, training = config.data, config.training
   model_dir_abs = os.path.abspath(model_dir)
   logging.info("Outputs go to %s", model_dir_abs)
+  runtime = config.runtime
   if strategy is None:
-    strategy = get_strategy(config.runtime.distribution_strategy)
+    strategy = get_strategy(runtime.distribution_strategy, runtime.tpu_address)
+  replicas = strategy.num_replicas_in_sync
+  if data.batch_size % replicas:
+    raise config_lib.ConfigError(
+        "data.batch_size", data.batch_size, f"data.batch_size={data.batch_size} (the global "
+        f"batch) must be a multiple of the {replicas} replicas in sync")
+  chief = distribute_lib.is_chief(strategy)
+  out_dir = distribute_lib.write_dir(model_dir, strategy)  # Non-chief: a private folder.
 
   keras.utils.set_random_seed(training.seed)
   camera = task.camera
@@ -172,8 +186,16 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   else:
     logging.info("Input: all-in-focus images (no defocus)")
   steps_per_epoch = task.steps_per_epoch
-  train_dataset = lambda step: task.build_inputs("train", start_step=step)  # pylint: disable=unnecessary-lambda-assignment
-  val = task.build_inputs("validation")
+  def train_dataset(step):  # Per replica, through the strategy (the global batch split).
+    if runtime.data_service:
+      from d3tf.experiment import data_service_lib  # pylint: disable=g-import-not-at-top
+      fn = lambda context: data_service_lib.service_dataset(  # pylint: disable=unnecessary-lambda-assignment
+          task, runtime.data_service, context, job_name=data_service_lib.job_name(
+              model_dir_abs, task))
+    else:
+      fn = lambda context: task.build_inputs("train", input_context=context, start_step=step)  # pylint: disable=unnecessary-lambda-assignment
+    return distribute_lib.distribute_inputs(strategy, fn)
+  val = distribute_lib.shard_by_data(task.build_inputs("validation"))
   epochs = training.epochs
   total = epochs * steps_per_epoch
   extra: dict[str, Any] = {}
@@ -187,16 +209,22 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
                  training.kl_weight, f", warmed up over {training.kl_anneal_steps} steps"
                  if training.kl_anneal_steps else "")
   model_config = task.d3net_config()
-  backup_dir = os.path.join(model_dir, artifacts.model_dir.BACKUP_DIRNAME)
-  os.makedirs(model_dir, exist_ok=True)  # Only now: a refused run leaves nothing behind.
-  if on_model_dir is not None:
-    on_model_dir(model_dir)
-  state = callbacks_lib.load_state(backup_dir)
-  _write_config(model_dir, config, resuming=state is not None)
-  write_metadata(model_dir, task, model_config, extra)
+  backup_dir = os.path.join(out_dir, artifacts.model_dir.BACKUP_DIRNAME)
+  os.makedirs(out_dir, exist_ok=True)  # Only now: a refused run leaves nothing behind.
+  # Every worker resumes from the chief's state (the model_dir is shared storage).
+  state = callbacks_lib.load_state(os.path.join(model_dir, artifacts.model_dir.BACKUP_DIRNAME))
+  if chief:
+    if on_model_dir is not None:
+      on_model_dir(model_dir)
+    _write_config(model_dir, config, resuming=state is not None)
+    write_metadata(model_dir, task, model_config, extra)
+  if replicas > 1 or not chief:
+    logging.info("%s: %d replicas in sync, global batch %d (%d per replica); this is %s",
+                 type(strategy).__name__, replicas, data.batch_size, data.batch_size // replicas,
+                 "the chief" if chief else f"a worker writing to {out_dir}")
 
-  with strategy.scope():
-    model = task.build_model()
+  with distribute_lib.precision_policy(runtime.precision), strategy.scope():
+    model = task.build_model(sync_batch_norm=replicas > 1)
     if training.init_from and state is None:
       init_from(model, training.init_from)
     model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
@@ -207,24 +235,27 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
                training.beta1, data.crop_size, data.crop_size, data.batch_size)
   start_step, best = 0, None
   if state is not None:
-    start_step = callbacks_lib.restore(model, state)
+    with strategy.scope():  # The optimizer's variables are built in the strategy's scope.
+      start_step = callbacks_lib.restore(model, state)
     best = state["extra"].get("best")
     logging.info("Resuming from step %d (%s)", start_step, state["weights"])
   final_path = os.path.join(model_dir, artifacts.FINAL_MODEL_FILENAME)
   best_path = os.path.join(model_dir, artifacts.BEST_MODEL_FILENAME)
+  final_out = os.path.join(out_dir, artifacts.FINAL_MODEL_FILENAME)
   monitor = _MONITOR if val is not None else "loss"
   summary = {"model_dir": model_dir_abs, "planned_steps": total, "final_model": final_path,
              "best_model": best_path, "monitor": monitor, "best": best,
              "resumed_from": start_step if state is not None else None, "history": []}
   if start_step >= total:
     logging.info("Already trained for %d steps (planned %d): nothing to do.", start_step, total)
-    model_files.ensure_saved(model, final_path)  # Missing or unreadable after a kill: rewrite.
+    model_files.ensure_saved(model, final_out)  # Missing or unreadable after a kill: rewrite.
+    distribute_lib.remove_write_dir(model_dir, strategy)
     logging.info("Outputs are in %s", model_dir_abs)
     summary["steps"] = start_step
     return summary
 
   best_cb = best_checkpoint.BestCheckpoint(  # Atomic, unlike keras' ModelCheckpoint.
-      best_path, monitor=monitor, mode="min", initial_value_threshold=best)
+      os.path.join(out_dir, artifacts.BEST_MODEL_FILENAME), monitor=monitor, mode="min", initial_value_threshold=best)
   image_batch = None
   if val is not None and training.tensorboard_images:
     for inputs, depth in stream_errors.call(list, val.take(1)):
@@ -234,10 +265,10 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   callbacks = [
       best_cb,
       callbacks_lib.ProgressLogger(total, data.batch_size, training.log_every_steps),
-      callbacks_lib.TensorBoardLogger(os.path.join(model_dir, artifacts.model_dir.TENSORBOARD_DIRNAME), image_batch,
+      callbacks_lib.TensorBoardLogger(os.path.join(out_dir, artifacts.model_dir.TENSORBOARD_DIRNAME), image_batch,
                                       training.log_every_steps, max_depth_m=max_depth),
       keras.callbacks.CSVLogger(
-          os.path.join(model_dir, artifacts.model_dir.METRICS_FILENAME), append=True),
+          os.path.join(out_dir, artifacts.model_dir.METRICS_FILENAME), append=True),
       keras.callbacks.TerminateOnNaN(),
       history,
   ]
@@ -270,13 +301,25 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
         steps_per_epoch=steps_per_epoch, validation_data=val, callbacks=callbacks,
         verbose=verbose, shuffle=False)
     epoch_logs.append(dict(history.history))
-  atomic_io.save_model(model, final_path)
-  if data.on_error == "skip":
+  atomic_io.save_model(model, final_out)  # Every worker saves (a collective); the chief's stays.
+  distribute_lib.remove_write_dir(model_dir, strategy)
+  if data.on_error == "skip" and chief:
     stream_errors.write_skip_report(task.readers, model_dir)
   steps = int(model.optimizer.iterations.numpy())
   logging.info("Done: %d steps. Final model %s; best (%s %s) %s; TensorBoard: tensorboard "
                "--logdir %s", steps, final_path, monitor, best_cb.best, best_path,
                os.path.join(model_dir_abs, artifacts.model_dir.TENSORBOARD_DIRNAME))
   logging.info("Outputs are in %s", model_dir_abs)
-  summary.update(steps=steps, best=_finite_or_none(best_cb.best), history=epoch_logs)
+  summary.update(steps=steps, best=_finite_or_none(best_cb.best), history=epoch_logs,
+                 weights_digest=weights_digest(model))
   return summary
+
+
+def weights_digest(model) -> str:
+  """SHA-256 of a model's weights (e.g. to check that every worker ends with the same)."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  digest = hashlib.sha256()
+  for weight in model.weights:
+    digest.update(np.ascontiguousarray(np.asarray(weight.numpy(), np.float32)).tobytes())
+  return digest.hexdigest()

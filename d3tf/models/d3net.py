@@ -101,6 +101,7 @@ import warnings
 from absl import logging
 import keras
 import numpy as np
+import tensorflow as tf
 
 from d3tf.models import camera_layers
 from d3tf.models import variational
@@ -194,6 +195,11 @@ class D3NetConfig:
       the decoder blocks are FiLM-conditioned on the camera. False (default):
       the paper's single-camera network, unchanged.
     min_depth_m: Camera-aware head: the nearest depth it predicts.
+    sync_batch_norm: Batch statistics over the global batch of all replicas
+      under a ``tf.distribute`` strategy (``BatchNormalization(synchronized=
+      True)``), so that N replicas train like one device on the same global
+      batch; False: per-replica statistics. No effect on one device or in
+      inference.
   """
 
   growth_rate: int = 32
@@ -217,6 +223,7 @@ class D3NetConfig:
   bandpass_floor: float = 1e-4
   camera_aware: bool = False
   min_depth_m: float = 0.1
+  sync_batch_norm: bool = False
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -359,7 +366,8 @@ class _Builder:
   def bn(self, x, name: str, encoder: bool = True):
     epsilon = _ENCODER_BN_EPSILON if encoder else 1e-3
     return keras.layers.BatchNormalization(
-        epsilon=epsilon, momentum=self.config.bn_momentum, name=name)(x)
+        epsilon=epsilon, momentum=self.config.bn_momentum,
+        synchronized=self.config.sync_batch_norm, name=name)(x)
 
   def leaky(self, x, name: str):
     return keras.layers.LeakyReLU(negative_slope=self.config.leaky_slope, name=name)(x)
@@ -464,22 +472,25 @@ class _Builder:
                              name=name, bayesian=k in c.variational_blocks)
       x = self.film(x, name)
     features = x
-    x = keras.layers.Conv2D(1, 3, padding="same", name="depth_conv")(features)
+    # The heads compute in float32 whatever the dtype policy (mixed precision): the sigmoid's
+    # saturation, the metres scale, the thin-lens conversion and the log-scale need float32's
+    # range and precision.
+    x = keras.layers.Conv2D(1, 3, padding="same", dtype="float32", name="depth_conv")(features)
     if c.camera_aware:
-      blur = keras.layers.Rescaling(SIGNED_BLUR_UNIT_PX, name="signed_blur")(x)
-      depth = camera_layers.ThinLensDepth(c.min_depth_m, c.max_depth_m, name="depth")(
-          [blur, camera])
+      blur = keras.layers.Rescaling(SIGNED_BLUR_UNIT_PX, dtype="float32", name="signed_blur")(x)
+      depth = camera_layers.ThinLensDepth(c.min_depth_m, c.max_depth_m, dtype="float32",
+                                          name="depth")([blur, camera])
       inputs = {"image": inputs, "camera": camera}
     else:
-      x = keras.layers.Activation("sigmoid", name="depth_sigmoid")(x)
-      depth = keras.layers.Rescaling(c.max_depth_m, name="depth")(x)
+      x = keras.layers.Activation("sigmoid", dtype="float32", name="depth_sigmoid")(x)
+      depth = keras.layers.Rescaling(c.max_depth_m, dtype="float32", name="depth")(x)
     if c.aleatoric == "none":
       return inputs, depth
     # Zero kernel, bias softplus^-1(1 m): the untrained head predicts a 1 m scale everywhere.
     z = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer="zeros",
                             bias_initializer=keras.initializers.Constant(math.log(math.expm1(1.0))),
-                            name="log_scale_conv")(features)
-    log_scale = LogScale(ALEATORIC_MIN_SCALE_M, name="log_scale")(z)
+                            dtype="float32", name="log_scale_conv")(features)
+    log_scale = LogScale(ALEATORIC_MIN_SCALE_M, dtype="float32", name="log_scale")(z)
     return inputs, {"depth": depth, "log_scale": log_scale}
 
 
@@ -526,28 +537,62 @@ class D3Net(keras.Model):
     """
     if not self.d3net_config.is_bayesian:
       return super().compute_loss(x, y, y_pred, sample_weight, training=training)
-    extra = [keras.ops.cast(loss, "float32") for loss in self.losses]
-    kl = keras.ops.sum(keras.ops.stack(extra)) if extra else keras.ops.zeros(())
-    if isinstance(y_pred, dict):
+    # Under tf.distribute each replica's loss is divided by the replicas in sync before the
+    # gradients are summed (Keras divides add_loss terms so; the compiled loss as Keras scales
+    # it, see d3tf.losses.GlobalBatchLoss): every replica adds the whole KL, so KL / replicas.
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    # The KL from the layers themselves, not from self.losses: under MirroredStrategy the
+    # replicas call one Python model in parallel and its add_loss list gathers every
+    # replica's term (measured: twice the KL with 2 replicas).
+    layers = variational.variational_layers(self)
+    kl = (tf.add_n([tf.cast(layer.kl_loss(), tf.float32) for layer in layers]) if layers
+          else keras.ops.zeros(()))
+    kl_share = kl / float(replicas)
+    if isinstance(y_pred, dict) or callable(self.loss):
       if not callable(self.loss):
         raise ValueError(f"A D3Net with an aleatoric head needs one callable loss that takes "
                          f"the output dict (e.g. d3tf.losses.gaussian_nll_loss), got "
                          f"{self.loss!r}")
       data = keras.ops.cast(self.loss(y, y_pred), "float32")
-      total = data + kl
+      total = data + kl_share
     else:
       total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
-      data = total - kl
-    self.data_loss_tracker.update_state(data)
+      data = total - kl_share
+    self.data_loss_tracker.update_state(data * float(replicas))  # Per replica, unscaled.
     if self.kl_tracker is not None:
       self.kl_tracker.update_state(kl)
     return total
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    """Builds from one local replica's first batch (shapes are all a symbolic build needs).
+
+    Keras 3.15 first reduces the whole ``(inputs, depth)`` batch of a distributed
+    dataset with one ``strategy.reduce``, which MultiWorkerMirroredStrategy refuses
+    for a nested structure ("Attempt to convert a value (PerReplica...)").
+    """
+    strategy = getattr(self, "_distribute_strategy", None)
+    if iterator is not None and strategy is not None and (
+        isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+      for _, _, it in iterator:
+        batch = next(it)
+        data_batch = tf.nest.map_structure(
+            lambda v: strategy.experimental_local_results(v)[0], batch)
+        break
+      iterator = None
+    return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
   def compute_metrics(self, x, y, y_pred, sample_weight=None):
     """The compiled metrics, computed on the depth output only."""
     if isinstance(y_pred, dict):
       y_pred = y_pred["depth"]
-    return super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    logs = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    if tf.distribute.has_strategy() and isinstance(
+        tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+      # Keras 3.15 reduces a step's logs across workers with strategy.reduce("MEAN", v,
+      # axis=0), which fails on scalars: give it [1] tensors (the mean over the replicas).
+      logs = {k: tf.reshape(v, [1]) if tf.is_tensor(v) and v.shape.rank == 0 else v
+              for k, v in logs.items()}
+    return logs
 
   def get_config(self) -> dict[str, Any]:
     return {"name": self.name, "trainable": self.trainable,

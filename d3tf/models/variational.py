@@ -145,15 +145,18 @@ class _VariationalConv2D(MonteCarloLayer, keras.layers.Layer):
     shape = self.kernel_size + (int(channels), self.filters)
     # softplus(rho) == posterior_scale_init.
     rho = math.log(math.expm1(self.posterior_scale_init))
+    # Not autocast: under mixed precision the posterior, its samples and the KL stay float32;
+    # only the convolution runs in the compute dtype (see _conv).
     self.kernel_loc = self.add_weight(name="kernel_loc", shape=shape,
-                                      initializer=self.kernel_initializer)
+                                      initializer=self.kernel_initializer, autocast=False)
     self.kernel_rho = self.add_weight(name="kernel_rho", shape=shape,
-                                      initializer=keras.initializers.Constant(rho))
+                                      initializer=keras.initializers.Constant(rho),
+                                      autocast=False)
     self.bias = (self.add_weight(name="bias", shape=(self.filters,),
                                  initializer=self.bias_initializer)
                  if self.use_bias else None)
     self.kl_weight = self.add_weight(name="kl_weight", shape=(), initializer="ones",
-                                     trainable=False)
+                                     trainable=False, autocast=False)
 
   def kernel_scale(self) -> tf.Tensor:
     """Standard deviations of the kernel's posterior, ``softplus(rho)``."""
@@ -165,8 +168,8 @@ class _VariationalConv2D(MonteCarloLayer, keras.layers.Layer):
 
   def prior(self):
     """The kernel's prior, ``tfd.Normal(0, prior_scale)`` (scalar, broadcast)."""
-    return _tfd().Normal(loc=tf.constant(0.0, self.compute_dtype),
-                         scale=tf.constant(self.prior_scale, self.compute_dtype))
+    return _tfd().Normal(loc=tf.constant(0.0, tf.float32),
+                         scale=tf.constant(self.prior_scale, tf.float32))
 
   def kl_divergence(self) -> tf.Tensor:
     """``KL(posterior || prior)`` summed over the kernel, unscaled (nats)."""
@@ -179,6 +182,7 @@ class _VariationalConv2D(MonteCarloLayer, keras.layers.Layer):
 
   # -------------------------------------------------------------------- call
   def _conv(self, inputs, kernel):
+    kernel = tf.cast(kernel, inputs.dtype)  # float32 posterior, compute-dtype convolution.
     return tf.nn.conv2d(inputs, kernel, strides=(1,) + self.strides + (1,),
                         padding=self.padding.upper())
 
@@ -197,8 +201,7 @@ class _VariationalConv2D(MonteCarloLayer, keras.layers.Layer):
     return outputs
 
   def _noise(self):
-    return tf.random.normal(tf.shape(self.kernel_loc), dtype=self.compute_dtype,
-                            seed=self.seed)
+    return tf.random.normal(tf.shape(self.kernel_loc), dtype=tf.float32, seed=self.seed)
 
   def compute_output_shape(self, input_shape):
     batch, height, width = input_shape[0], input_shape[1], input_shape[2]
