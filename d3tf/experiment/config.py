@@ -38,6 +38,8 @@ CAMERA_PRESETS = {"nyu": "nyu", "dslr": "dslr_d200_35mm"}
 #: "model" (the camera in a trained model's metadata: evaluation and prediction).
 CAMERA_CHOICES = (*CAMERA_PRESETS, "none", "model")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+#: data.scene_pool_size resolved for procedural scenes (other datasets: 0, no pool).
+DEFAULT_SCENE_POOL_SIZE = 64
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,12 @@ class DataConfig:
     depth_scale: folder: metres per unit of the depth PNGs.
     on_error: A bad example: "raise" stops the run naming the file; "skip"
       leaves it out and lists it in MODEL_DIR/skipped_examples.json.
+    scene_pool_size: Training examples come from a pool of this many scenes
+      (or frames) per generation, each rendered once at twice the crop's side
+      and reused for ``scene_reuse`` fresh crops (:mod:`d3tf.data.scene_pool`);
+      0: every example from its own scene, rendered at the crop's size. None:
+      64 for procedural scenes, else 0.
+    scene_reuse: Crops drawn from each pooled scene per generation.
   """
 
   dataset: str = "procedural"
@@ -95,6 +103,9 @@ class DataConfig:
   mix_procedural: float = _bounded(0.0, 0.0, 1.0)
   depth_scale: float = _bounded(0.001, 0.0, low_open=True)
   on_error: str = _choices("raise", "skip", default="raise")
+  # The scene pool (d3tf.data.scene_pool): cheap input for CPU training.
+  scene_pool_size: int | None = _bounded(None, 0, 4096)
+  scene_reuse: int = _bounded(32, 1, 1024)
 
 
 @dataclasses.dataclass
@@ -354,7 +365,9 @@ class ExperimentConfig:
     """A copy with the dataset-dependent defaults (None fields) filled in."""
     procedural = self.is_procedural
     data = dataclasses.replace(
-        self.data, crop_size=self.data.crop_size or (128 if procedural else 256))
+        self.data, crop_size=self.data.crop_size or (128 if procedural else 256),
+        scene_pool_size=(self.data.scene_pool_size if self.data.scene_pool_size is not None
+                         else DEFAULT_SCENE_POOL_SIZE if procedural else 0))
     model = dataclasses.replace(
         self.model, size=self.model.size or ("small" if procedural else "full"))
     return dataclasses.replace(self, data=data, model=model)
