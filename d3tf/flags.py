@@ -36,6 +36,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+# First: environment defaults that TensorFlow reads when it starts (before anything imports it).
+from d3tf import tf_env  # pylint: disable=unused-import,g-bad-import-order
 from d3tf.experiment import config as config_lib
 from d3tf.optics import psf as psf_lib
 
