@@ -144,3 +144,13 @@ def test_pool_resolves_on_for_procedural_only():
   assert real.scene_pool_size == 0
   off = config_lib.ExperimentConfig().replace(data={"scene_pool_size": 0}).resolved().data
   assert off.scene_pool_size == 0
+
+
+def test_a_pool_window_is_a_wider_view_around_the_crop_sized_scene():
+  from d3tf.data import procedural  # pylint: disable=g-import-not-at-top
+  crop = procedural.generate_scene(3, height=32, width=32)
+  window = procedural.generate_scene(3, height=64, width=64,
+                                     focal_px=procedural.focal_length_px(32))
+  np.testing.assert_allclose(window["depth"][16:48, 16:48], crop["depth"], rtol=1e-5)
+  with pytest.raises(ValueError, match="focal_px must be a positive number or None, got -1"):
+    procedural.generate_scene(3, height=32, width=32, focal_px=-1)

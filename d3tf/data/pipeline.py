@@ -246,6 +246,8 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
       raise ValueError(f"source must be a tf.data.Dataset or 'procedural', got {source!r}")
     kwargs = dict(procedural_options or {})
     default_h, default_w = (window if scene_pool is not None else crop_size) or (256, 256)
+    if scene_pool is not None:  # The crop's pixel scale: a window's centre crop is that scene.
+      kwargs.setdefault("focal_px", procedural.focal_length_px(crop_size[1]))
     kwargs.setdefault("height", default_h)
     kwargs.setdefault("width", default_w)
     kwargs.setdefault("seed", base_seed if deterministic_data else 0)
