@@ -24,7 +24,7 @@ instead, build the dataset with ``camera=None`` and call the function from
 
 With ``scene_pool``, training examples are cut from a pool of windows, each
 rendered once and reused for several fresh crops (:mod:`d3tf.data.scene_pool`):
-the input then costs a few per cent of a CPU train step instead of about as
+the input then costs about a tenth of a CPU train step instead of about as
 much as the step.
 """
 
