@@ -37,6 +37,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+# First: environment defaults that TensorFlow reads when it starts (before anything imports it).
+from d3tf import tf_env  # pylint: disable=unused-import,g-bad-import-order
 from d3tf.experiment import config as config_lib
 from d3tf.optics import psf as psf_lib
 
@@ -220,6 +222,7 @@ TRAINING_FLAG_FIELDS = {
     "augment": ("data", "augment"), "flips": ("data", "flips"),
     "val_scenes": ("data", "val_scenes"), "mix_procedural": ("data", "mix_procedural"),
     "depth_scale": ("data", "depth_scale"), "on_error": ("data", "on_error"),
+    "scene_pool_size": ("data", "scene_pool_size"), "scene_reuse": ("data", "scene_reuse"),
     **_CAMERA_FIELDS,
     "input_kind": ("render", "input"), "psf": ("render", "psf"),
     "render_mode": ("render", "mode"), "render_bits": ("render", "bits"),
@@ -283,6 +286,17 @@ def define_training_flags() -> None:
       "training stream (0: real frames only, 1: procedural only); each example's source is a "
       "seeded draw, so a resumed run continues the same stream exactly.", lower_bound=0.0,
       upper_bound=1.0)
+  flags.DEFINE_integer(
+      "scene_pool_size", None, "Training examples come from a pool of this many scenes (or "
+      "frames) per generation, each generated and rendered once at twice the crop's side and "
+      "reused for --scene_reuse fresh crops, flips and sensor noise; the next generation "
+      "replaces the pool (docs/data.md). 0: a fresh scene rendered per example (more distinct "
+      f"scenes, about {d.scene_reuse}x the input CPU). Default: "
+      f"{config_lib.DEFAULT_SCENE_POOL_SIZE} for procedural scenes, 0 otherwise.",
+      lower_bound=0, upper_bound=4096)
+  flags.DEFINE_integer(
+      "scene_reuse", d.scene_reuse, "With --scene_pool_size: crops drawn from each pooled "
+      "scene per generation.", lower_bound=1, upper_bound=1024)
   flags.DEFINE_float(
       "bandpass_floor", m.bandpass_floor,
       "With --input_features=rgb+bandpass: smallest band RMS of the sharpness maps, on the "

@@ -25,6 +25,8 @@ _EXPORTS = {
     # Pipeline.
     "make_dataset": "d3tf.data.pipeline",
     "make_defocus_fn": "d3tf.data.pipeline",
+    # Scene pool: each rendered scene reused for several fresh crops.
+    "PoolOptions": "d3tf.data.scene_pool",
     # Resumable streams: real frames, procedural scenes, weighted mixtures.
     "mixed_stream": "d3tf.data.mixing",
     "procedural_stream": "d3tf.data.mixing",

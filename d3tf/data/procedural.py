@@ -572,7 +572,8 @@ def _check_size(name: str, value) -> int:
 
 
 def generate_scene(index: int, *, split: str = "train", seed: int = 0, height: int = 256,
-                   width: int = 256, supersample: int = 1) -> dict[str, np.ndarray]:
+                   width: int = 256, supersample: int = 1,
+                   focal_px: float | None = None) -> dict[str, np.ndarray]:
   """Renders one procedural RGB-D scene, deterministically.
 
   The same ``(split, index, seed, height, width, supersample)`` always gives
@@ -588,6 +589,10 @@ def generate_scene(index: int, *, split: str = "train", seed: int = 0, height: i
       ``518.86 * width / 640`` pixels, NYU's, and pixels are square.
     supersample: Rays per pixel side (1 relies on the textures' analytic
       band-limiting alone; 2 also anti-aliases geometric edges, 4x slower).
+    focal_px: Focal length in pixels; None: NYU's at this width. A scene
+      larger than NYU's focal length at its width sees a wider field of view
+      around the same centre (e.g. the scene pool's windows: the focal length
+      of the crop, so that the centre crop is the crop-sized scene).
 
   Returns:
     ``{"image": uint8 [height, width, 3] sRGB, "depth": float32 [height,
@@ -599,7 +604,11 @@ def generate_scene(index: int, *, split: str = "train", seed: int = 0, height: i
     raise ValueError(f"supersample must be 1, 2, 3 or 4, got {supersample!r}")
   rng = scene_rng(split, index, seed)
   scene = _draw_scene(rng)
-  caster = _Raycaster(scene, height, width, supersample, focal_length_px(width))
+  if focal_px is not None and not (isinstance(focal_px, (int, float, np.floating))
+                                   and np.isfinite(focal_px) and focal_px > 0):
+    raise ValueError(f"focal_px must be a positive number or None, got {focal_px!r}")
+  caster = _Raycaster(scene, height, width, supersample,
+                      focal_length_px(width) if focal_px is None else float(focal_px))
   caster.add_room()
   for box in scene.boxes:
     caster.add_box(box)
@@ -624,7 +633,8 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
                        width: int = 256, seed: int = 0, start_index: int = 0,
                        supersample: int = 1, deterministic: bool = True,
                        num_parallel_calls: int | None = None,
-                       with_index: bool = False) -> "tf.data.Dataset":
+                       with_index: bool = False,
+                       focal_px: float | None = None) -> "tf.data.Dataset":
   """Procedural scenes as a ``tf.data`` source following the element contract.
 
   Elements are ``{"image": tf.uint8 [H, W, 3], "depth": tf.float32 [H, W]}``
@@ -650,6 +660,7 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
     with_index: Add ``"index"`` (int64, the scene index) to each element, so
       that a consumer can key per-example randomness by it (the one source of
       the dataset stays the index range, which tf.data service can split).
+    focal_px: See :func:`generate_scene`.
 
   Returns:
     A ``tf.data.Dataset`` of dicts.
@@ -670,7 +681,7 @@ def procedural_dataset(split: str = "train", num_scenes: int | None = None, *, h
 
   def generate(index) -> tuple[np.ndarray, np.ndarray]:
     scene = generate_scene(int(index), split=split, seed=seed, height=height, width=width,
-                           supersample=supersample)
+                           supersample=supersample, focal_px=focal_px)
     return scene["image"], scene["depth"]
 
   def to_element(index):

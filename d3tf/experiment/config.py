@@ -41,6 +41,8 @@ CAMERA_CHOICES = (*CAMERA_PRESETS, "none", "model")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 #: Values of ``runtime.precision`` (Keras dtype policies).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+#: data.scene_pool_size resolved for procedural scenes (other datasets: 0, no pool).
+DEFAULT_SCENE_POOL_SIZE = 64
 
 
 class ConfigError(ValueError):
@@ -84,6 +86,12 @@ class DataConfig:
     depth_scale: folder: metres per unit of the depth PNGs.
     on_error: A bad example: "raise" stops the run naming the file; "skip"
       leaves it out and lists it in MODEL_DIR/skipped_examples.json.
+    scene_pool_size: Training examples come from a pool of this many scenes
+      (or frames) per generation, each rendered once at twice the crop's side
+      and reused for ``scene_reuse`` fresh crops (:mod:`d3tf.data.scene_pool`);
+      0: every example from its own scene, rendered at the crop's size. None:
+      64 for procedural scenes, else 0.
+    scene_reuse: Crops drawn from each pooled scene per generation.
   """
 
   dataset: str = "procedural"
@@ -98,6 +106,9 @@ class DataConfig:
   mix_procedural: float = _bounded(0.0, 0.0, 1.0)
   depth_scale: float = _bounded(0.001, 0.0, low_open=True)
   on_error: str = _choices("raise", "skip", default="raise")
+  # The scene pool (d3tf.data.scene_pool): cheap input for CPU training.
+  scene_pool_size: int | None = _bounded(None, 0, 4096)
+  scene_reuse: int = _bounded(32, 1, 1024)
 
 
 @dataclasses.dataclass
@@ -414,11 +425,19 @@ class ExperimentConfig:
   def is_procedural(self) -> bool:
     return self.data.dataset == "procedural"
 
+  @property
+  def _pool_by_default(self) -> bool:
+    """The scene pool is on by default for procedural scenes of one camera, read locally."""
+    return (self.is_procedural and self.camera.range is None and not self.model.camera_aware
+            and self.runtime.data_service is None)
+
   def resolved(self) -> "ExperimentConfig":
     """A copy with the dataset-dependent defaults (None fields) filled in."""
     procedural = self.is_procedural
     data = dataclasses.replace(
-        self.data, crop_size=self.data.crop_size or (128 if procedural else 256))
+        self.data, crop_size=self.data.crop_size or (128 if procedural else 256),
+        scene_pool_size=(self.data.scene_pool_size if self.data.scene_pool_size is not None
+                         else DEFAULT_SCENE_POOL_SIZE if self._pool_by_default else 0))
     model = dataclasses.replace(
         self.model, size=self.model.size or ("small" if procedural else "full"))
     return dataclasses.replace(self, data=data, model=model)
@@ -496,6 +515,14 @@ class ExperimentConfig:
                         "negative log-likelihood")
     self.build_camera()  # The camera's values (plausible ranges, units), named.
     self._check_camera_aware(spec)
+    pool_blockers = {"camera.range": self.camera.range,
+                     "model.camera_aware": self.model.camera_aware or None,
+                     "runtime.data_service": self.runtime.data_service}
+    for name, value in pool_blockers.items():
+      if self.data.scene_pool_size and value is not None:
+        raise ConfigError("data.scene_pool_size", self.data.scene_pool_size,
+                          f"the scene pool does not combine with {name}={value} yet: set "
+                          "data.scene_pool_size=0 (--scene_pool_size=0)")
     runtime = self.runtime
     if runtime.tpu_address is not None and runtime.distribution_strategy != "tpu":
       raise ConfigError("runtime.tpu_address", runtime.tpu_address,

@@ -152,6 +152,19 @@ class DepthTask:
     return AugmentOptions(scale_range=(1.0, 1.0), flip=data.flips,
                           channel_gain_range=(1.0, 1.0), brightness_range=(1.0, 1.0))
 
+  def _scene_pool(self):
+    """The training stream's :class:`~d3tf.data.scene_pool.PoolOptions`, or None (no pool)."""
+    data = self.config.data
+    if not data.scene_pool_size:
+      return None
+    from d3tf.data import mixing  # pylint: disable=g-import-not-at-top
+    from d3tf.data import scene_pool  # pylint: disable=g-import-not-at-top
+    window = (2 * data.crop_size, 2 * data.crop_size)
+    if not self.config.is_procedural:  # Real frames: a window that fits NYU's 480x640.
+      window = tuple(min(w, f) for w, f in zip(window, mixing.NYU_FRAME_SIZE))
+    return scene_pool.PoolOptions(size=data.scene_pool_size, reuse=data.scene_reuse,
+                                  window=window)
+
   def build_inputs(self, split: str = "train", input_context=None, start_step: int = 0):
     """The (inputs, depth) batches of ``split``.
 
@@ -188,7 +201,7 @@ class DepthTask:
       if shard is not None and hasattr(source, "shard"):  # Streams draw with their own seed.
         source = source.shard(*shard)
       return make_dataset(source, augment=self._augment(), start_index=start_step * per_step,
-                          **common)
+                          scene_pool=self._scene_pool(), **common)
     if split != "validation":
       raise ValueError(f"split must be 'train' or 'validation', got {split!r}")
     val_batches = training.validation_steps
