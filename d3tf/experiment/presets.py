@@ -143,3 +143,6 @@ for _twin, _init in (("aif", "procedural480_aif_bandpass"),
 for _twin in ("aif", "focus2m", "focus8m"):
   register_preset(f"nyu_real_{_twin}_seed1", {"training": {"seed": 1}},
                   base=f"nyu_real_{_twin}")
+# Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
+register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},
+                base="nyu_real_focus2m")
