@@ -146,3 +146,5 @@ for _twin in ("aif", "focus2m", "focus8m"):
 # Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
 register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},
                 base="nyu_real_focus2m")
+register_preset("nyu_real_focus2m_logl1", {"training": {"loss": "log_l1"}},
+                base="nyu_real_focus2m")
