@@ -148,3 +148,4 @@ register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reb
                 base="nyu_real_focus2m")
 register_preset("nyu_real_focus2m_logl1", {"training": {"loss": "log_l1"}},
                 base="nyu_real_focus2m")
+register_preset("nyu_real_aif_logl1", {"training": {"loss": "log_l1"}}, base="nyu_real_aif")
