@@ -148,7 +148,6 @@ register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reb
                 base="nyu_real_focus2m")
 register_preset("nyu_real_focus2m_logl1", {"training": {"loss": "log_l1"}},
                 base="nyu_real_focus2m")
-register_preset("nyu_real_aif_logl1", {"training": {"loss": "log_l1"}}, base="nyu_real_aif")
 for _twin in ("aif", "focus2m"):
   register_preset(f"nyu_real_{_twin}_seed2", {"training": {"seed": 2}},
                   base=f"nyu_real_{_twin}")
