@@ -330,9 +330,9 @@ def define_training_flags() -> None:
   flags.DEFINE_float("learning_rate", t.learning_rate, "Adam learning rate (the paper: 2e-4).")
   flags.DEFINE_float("beta1", t.beta1, "Adam beta1 (the paper: 0.5).")
   flags.DEFINE_enum(
-      "loss", t.loss, ["l1", "berhu", "silog", "gradient"],
+      "loss", t.loss, ["l1", "berhu", "silog", "gradient", "log_l1"],
       "Training loss (invalid depth masked out): 'l1' (the paper), 'berhu', 'silog', "
-      "'gradient' (L1 + multi-scale gradient matching).")
+      "'gradient' (L1 + multi-scale gradient matching), 'log_l1' (L1 on log depth).")
   flags.DEFINE_enum(
       "aleatoric", m.aleatoric, ["none", "gaussian", "laplace"],
       "Aleatoric uncertainty: 'gaussian' or 'laplace' adds a head predicting a per-pixel "

@@ -27,6 +27,10 @@ be saved and reloaded.
   valid, at 4 scales (strided subsampling by 1, 2, 4, 8, which never mixes
   invalid pixels in), averaged over scales and weighted by 0.5 against L1.
   It penalises wrong depth edges and surface slopes that L1 alone tolerates.
+* ``"log_l1"``: mean ``|ln pred - ln gt|`` over valid pixels (predictions
+  clamped to ``>= 1e-3`` m): L1 on log depth, so an error costs in proportion
+  to the depth (a 10 cm error at 1 m as much as 1 m at 10 m), as the relative
+  error ``rel`` scores it; unlike ``silog`` it keeps the metric scale.
 
 Use :func:`get_loss` to pick one by name (``--loss`` of ``d3tf.train``).
 
@@ -55,7 +59,7 @@ import keras
 import tensorflow as tf
 
 #: Names accepted by :func:`get_loss`.
-LOSS_NAMES = ("l1", "berhu", "silog", "gradient")
+LOSS_NAMES = ("l1", "berhu", "silog", "gradient", "log_l1")
 #: Names accepted by :func:`get_nll_loss` (the aleatoric likelihoods).
 NLL_NAMES = ("gaussian", "laplace")
 BERHU_FRACTION = 0.2
@@ -164,6 +168,23 @@ def silog_loss(y_true, y_pred) -> tf.Tensor:
   return _masked_mean(per_image, has_pixels)
 
 
+@keras.saving.register_keras_serializable(package="d3tf")
+def log_l1_loss(y_true, y_pred) -> tf.Tensor:
+  """Mean ``|ln(max(pred, 1e-3)) - ln(gt)|`` over the valid pixels.
+
+  Args:
+    y_true: Ground-truth depth, metres, ``[B, H, W, 1]``; <= 0 or non-finite
+      is invalid.
+    y_pred: Predicted depth, metres, same shape.
+
+  Returns:
+    Scalar float32 (>= 0); 0 for a batch without a valid pixel.
+  """
+  y_true, y_pred, valid = _prepare(y_true, y_pred)
+  log_diff = tf.math.log(tf.maximum(y_pred, LOG_MIN_DEPTH_M)) - tf.math.log(y_true)
+  return _masked_mean(tf.abs(log_diff), valid)
+
+
 def gradient_matching_term(y_true, y_pred, scales: int = GRADIENT_SCALES) -> tf.Tensor:
   """Multi-scale gradient matching on the residual ``pred - gt`` (metres).
 
@@ -222,6 +243,7 @@ _LOSSES: dict[str, Callable[..., tf.Tensor]] = {
     "berhu": berhu_loss,
     "silog": silog_loss,
     "gradient": gradient_loss,
+    "log_l1": log_l1_loss,
 }
 
 
@@ -321,8 +343,8 @@ def get_loss(name: str) -> Callable[..., tf.Tensor]:
   """The loss function called ``name``.
 
   Args:
-    name: One of :data:`LOSS_NAMES`: "l1", "berhu", "silog", "gradient"
-      (case-insensitive).
+    name: One of :data:`LOSS_NAMES`: "l1", "berhu", "silog", "gradient",
+      "log_l1" (case-insensitive).
 
   Returns:
     ``fn(y_true, y_pred) -> scalar``, usable as ``model.compile(loss=fn)``.

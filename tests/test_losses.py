@@ -49,6 +49,19 @@ def test_silog_per_image_with_lambda_085():
   assert _value("silog", y_true[:1], y_pred[:1]) == pytest.approx(0.15 * ln2sq, rel=1e-5)
 
 
+def test_log_l1_is_l1_on_log_depth_and_keeps_the_scale():
+  # |ln 2 - ln 1| and |ln 1 - ln 2|; the invalid pixel (gt 0) is left out.
+  y_true = np.array([1.0, 2.0, 0.0]).reshape(1, 1, 3, 1)
+  y_pred = np.array([2.0, 1.0, 5.0]).reshape(1, 1, 3, 1)
+  assert _value("log_l1", y_true, y_pred) == pytest.approx(math.log(2.0), rel=1e-5)
+  # A relative error costs the same at every depth; a global scale error is not forgiven.
+  assert _value("log_l1", [[[[1.0]]]], [[[[1.1]]]]) == pytest.approx(
+      _value("log_l1", [[[[8.0]]]], [[[[8.8]]]]), rel=1e-5)
+  assert _value("log_l1", [[[[1.0], [2.0]]]], [[[[2.0], [4.0]]]]) == pytest.approx(math.log(2.0))
+  # Non-positive predictions are clamped to 1e-3 m inside the log.
+  assert _value("log_l1", [[[[1.0]]]], [[[[-1.0]]]]) == pytest.approx(-math.log(1e-3), rel=1e-5)
+
+
 def test_gradient_loss_by_hand():
   y_true = np.ones((1, 2, 2, 1))
   y_pred = np.array([[1.0, 2.0], [1.0, 2.0]]).reshape(1, 2, 2, 1)

@@ -299,7 +299,7 @@ class TrainingConfig:
   Attributes:
     optimizer: "adam" (the paper's).
     learning_rate, beta1: Adam's (the paper: 2e-4, 0.5).
-    loss: "l1", "berhu", "silog" or "gradient" (not with an aleatoric head,
+    loss: "l1", "berhu", "silog", "gradient" or "log_l1" (not with an aleatoric head,
       which trains with its negative log-likelihood).
     epochs: Epochs to train.
     steps_per_epoch: None: 100 for procedural scenes, one pass otherwise.
@@ -316,7 +316,7 @@ class TrainingConfig:
   optimizer: str = _choices("adam", default="adam")
   learning_rate: float = _bounded(2e-4, 0.0, low_open=True)
   beta1: float = _bounded(0.5, 0.0, 1.0)
-  loss: str = _choices("l1", "berhu", "silog", "gradient", default="l1")
+  loss: str = _choices("l1", "berhu", "silog", "gradient", "log_l1", default="l1")
   epochs: int = _bounded(3, 1)
   steps_per_epoch: int | None = _bounded(None, 1)
   validation_steps: int = _bounded(4, 0)

@@ -165,3 +165,12 @@ register_preset("procedural_anycamera", {
 register_preset("nyu_real_anycamera", {
     "data": {"mix_procedural": 0.5}, "camera": {"range": "anycamera"},
     "model": {"camera_aware": True}}, base="nyu_real_focus2m")
+
+# Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
+register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},
+                base="nyu_real_focus2m")
+register_preset("nyu_real_focus2m_logl1", {"training": {"loss": "log_l1"}},
+                base="nyu_real_focus2m")
+for _twin in ("aif", "focus2m"):
+  register_preset(f"nyu_real_{_twin}_seed2", {"training": {"seed": 2}},
+                  base=f"nyu_real_{_twin}")
