@@ -140,6 +140,7 @@ def _global_step(model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.cluster  # Not in the default run (pytest.ini): python -m pytest -m cluster.
 def test_two_workers_killed_and_restarted_resume_with_identical_weights(tmp_path):
   model_dir, steps = tmp_path / "run", 16
   chief, worker = _cluster(model_dir, _free_ports(2), steps)
