@@ -90,6 +90,7 @@ def test_mixed_bfloat16_step_is_finite_with_float32_heads():
 
 
 @pytest.mark.slow
+@pytest.mark.long  # Not in the default run (pytest.ini): python -m pytest -m long.
 def test_mirrored_on_two_cpu_devices_matches_one_device(tmp_path):
   # 3 steps (epochs of 1 step) of a plain and of a Bayesian model (Laplace NLL + KL), global
   # batch 4: one device vs 2 replicas of 2 examples. A loss term not divided by the replicas
@@ -140,7 +141,7 @@ def _global_step(model_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.cluster  # Not in the default run (pytest.ini): python -m pytest -m cluster.
+@pytest.mark.long  # Not in the default run (pytest.ini): python -m pytest -m long.
 def test_two_workers_killed_and_restarted_resume_with_identical_weights(tmp_path):
   model_dir, steps = tmp_path / "run", 16
   chief, worker = _cluster(model_dir, _free_ports(2), steps)

@@ -59,6 +59,7 @@ def _kill_at_file(process, path, limit=300.0):
 
 
 @pytest.mark.slow
+@pytest.mark.long  # Not in the default run (pytest.ini); test_train.py's kill test runs there.
 def test_kill_minus_9_at_random_moments_then_resume(tmp_path):
   model_dir = tmp_path / "run"
   rng = random.Random(18)

@@ -123,7 +123,9 @@ def test_flags_override_exif_and_the_model_fills_the_rest(tmp_path, caplog):
   path = _photo(tmp_path / "p.jpg", t920A=_R(50, 1), t829D=_R(18, 10))
   cameras = predict_lib.read_photo_cameras(
       [path], config_lib.CameraConfig("model", f_number=4.0))
+  # absl's logger keeps the level an earlier test's flag parsing set (--verbosity): INFO here.
   caplog.set_level(logging.INFO)
+  caplog.set_level(logging.INFO, logger="absl")
   [photo] = predict_lib.check_photo_cameras(cameras, Camera.nyu())
   assert {n: (v.value, v.source) for n, v in photo.values.items()} == {
       "focal_length_mm": (50.0, "EXIF FocalLength"), "f_number": (4.0, "--f_number"),
