@@ -170,6 +170,65 @@ def blur(x: tf.Tensor, plan: BlurPlan, axes=(1, 2)) -> tf.Tensor:
   return x
 
 
+def slab_planes(radiance, coordinate, index, soft: bool, normalize: bool, fill: bool):
+  """The planes one slab blurs, stacked on axis 0 (planar ``[C, ..., H, W]`` layout).
+
+  Radiance times the slab's weight, the weight, then the support (pixels in
+  or behind the slab) with ``normalize`` and the radiance times the support
+  with ``fill``.
+
+  Args:
+    radiance: ``[3, ..., H, W]`` linear radiance.
+    coordinate: ``[..., H, W]`` continuous slab coordinate of each pixel.
+    index: The slab.
+    soft: Linear weights between neighbouring slabs (else a pixel is in one).
+    normalize, fill: As in :class:`d3tf.optics.RenderOptions`.
+  """
+  offset = coordinate - float(index)
+  if soft:
+    weight = tf.nn.relu(1.0 - tf.abs(offset))
+    support = tf.clip_by_value(offset + 1.0, 0.0, 1.0)
+  else:
+    weight = tf.cast(tf.equal(offset, 0.0), tf.float32)
+    support = tf.cast(offset >= 0.0, tf.float32)
+  planes = [radiance * weight, weight[tf.newaxis]]
+  if normalize:
+    planes.append(support[tf.newaxis])
+  if fill:
+    planes.append(radiance * support)
+  return tf.concat(planes, axis=0)
+
+
+def composite_slab(blurred, state, normalize: bool, fill: bool, min_support: float):
+  """Composites one slab's blurred planes (see :func:`slab_planes`) front to back.
+
+  Args:
+    blurred: The blurred planes, cropped to the output.
+    state: ``(accumulated, transmittance, filled, fill_weight)`` so far.
+    normalize, fill: As in :func:`slab_planes`.
+    min_support: Blurred supports below it count as absent.
+
+  Returns:
+    The updated state.
+  """
+  accumulated, transmittance, filled, fill_weight = state
+  present = lambda value: tf.where(value > min_support, value, 0.0)
+  colour, alpha = blurred[:3], blurred[3]
+  if normalize:
+    known = present(blurred[4])
+    colour = tf.math.divide_no_nan(colour, known)
+    alpha = tf.math.divide_no_nan(alpha, known)
+  if fill:
+    behind_weight = present(blurred[4] - blurred[3])
+    behind = tf.math.divide_no_nan(blurred[5:8] - blurred[:3], behind_weight)
+    blocked = transmittance * alpha * tf.cast(behind_weight > 0, tf.float32)
+    filled += blocked * behind
+    fill_weight += blocked
+  accumulated += transmittance * colour
+  transmittance *= tf.nn.relu(1.0 - alpha)
+  return accumulated, transmittance, filled, fill_weight
+
+
 def composite(radiance, coordinate, padded_radiance, padded_coordinate, pad, grid, plans,
               settings, min_support):
   """Near-to-far normalised (or plain) compositing of all slabs.
@@ -200,9 +259,6 @@ def composite(radiance, coordinate, padded_radiance, padded_coordinate, pad, gri
     height = dynamic[1] if height is None else height
     width = dynamic[2] if width is None else width
 
-  def present(value):
-    return tf.where(value > min_support, value, 0.0)
-
   def crop(x, cut):
     return x[..., cut:-cut, cut:-cut] if cut else x
 
@@ -223,37 +279,12 @@ def composite(radiance, coordinate, padded_radiance, padded_coordinate, pad, gri
   occupied = tf.reduce_any(distance < (1.0 if grid.soft else 0.5), axis=[0, 1, 2])
 
   def slab_update(index, plan, state):
-    accumulated, transmittance, filled, fill_weight = state
     cut = pad - plan.margin
     slab_coordinate = crop(padded_coordinate, cut)
     slab_radiance = crop(padded_radiance, cut)
-    offset = slab_coordinate - float(index)
-    if grid.soft:
-      weight = tf.nn.relu(1.0 - tf.abs(offset))
-      support = tf.clip_by_value(offset + 1.0, 0.0, 1.0)
-    else:
-      weight = tf.cast(tf.equal(offset, 0.0), tf.float32)
-      support = tf.cast(offset >= 0.0, tf.float32)
-    planes = [slab_radiance * weight, weight[tf.newaxis]]
-    if normalize:
-      planes.append(support[tf.newaxis])
-    if fill:
-      planes.append(slab_radiance * support)
-    blurred = blur(tf.concat(planes, axis=0), plan, axes=(2, 3))[..., :height, :width]
-    colour, alpha = blurred[:3], blurred[3]
-    if normalize:
-      known = present(blurred[4])
-      colour = tf.math.divide_no_nan(colour, known)
-      alpha = tf.math.divide_no_nan(alpha, known)
-    if fill:
-      behind_weight = present(blurred[4] - blurred[3])
-      behind = tf.math.divide_no_nan(blurred[5:8] - blurred[:3], behind_weight)
-      blocked = transmittance * alpha * tf.cast(behind_weight > 0, tf.float32)
-      filled += blocked * behind
-      fill_weight += blocked
-    accumulated += transmittance * colour
-    transmittance *= tf.nn.relu(1.0 - alpha)
-    return accumulated, transmittance, filled, fill_weight
+    planes = slab_planes(slab_radiance, slab_coordinate, index, grid.soft, normalize, fill)
+    blurred = blur(planes, plan, axes=(2, 3))[..., :height, :width]
+    return composite_slab(blurred, state, normalize, fill, min_support)
 
   state = (accumulated, transmittance, filled, fill_weight)
   for index, plan in enumerate(plans):

@@ -150,44 +150,15 @@ def composite(radiance, padded_radiance, padded_coordinate, pad, grid, plans, se
   region_h, region_w = tile_h + 2 * pad, tile_w + 2 * pad
   num_tiles = batch * rows * columns
 
-  def present(value):
-    return tf.where(value > min_support, value, 0.0)
-
   def crop(x, cut):
     return x[..., cut:-cut, cut:-cut] if cut else x
 
   def slab_update(index, plan, tile_radiance, tile_coordinate, state):
-    accumulated, transmittance, filled, fill_weight = state
     cut = pad - plan.margin
-    coordinate = crop(tile_coordinate, cut)
-    colours = crop(tile_radiance, cut)
-    offset = coordinate - float(index)
-    if grid.soft:
-      weight = tf.nn.relu(1.0 - tf.abs(offset))
-      support = tf.clip_by_value(offset + 1.0, 0.0, 1.0)
-    else:
-      weight = tf.cast(tf.equal(offset, 0.0), tf.float32)
-      support = tf.cast(offset >= 0.0, tf.float32)
-    stack = [colours * weight, weight[tf.newaxis]]
-    if normalize:
-      stack.append(support[tf.newaxis])
-    if fill:
-      stack.append(colours * support)
-    blurred = fused_lib.blur(tf.concat(stack, axis=0), plan, axes=(1, 2))[:, :tile_h, :tile_w]
-    colour, alpha = blurred[:3], blurred[3]
-    if normalize:
-      known = present(blurred[4])
-      colour = tf.math.divide_no_nan(colour, known)
-      alpha = tf.math.divide_no_nan(alpha, known)
-    if fill:
-      behind_weight = present(blurred[4] - blurred[3])
-      behind = tf.math.divide_no_nan(blurred[5:8] - blurred[:3], behind_weight)
-      blocked = transmittance * alpha * tf.cast(behind_weight > 0, tf.float32)
-      filled += blocked * behind
-      fill_weight += blocked
-    accumulated += transmittance * colour
-    transmittance *= tf.nn.relu(1.0 - alpha)
-    return accumulated, transmittance, filled, fill_weight
+    stack = fused_lib.slab_planes(crop(tile_radiance, cut), crop(tile_coordinate, cut), index,
+                                  grid.soft, normalize, fill)
+    blurred = fused_lib.blur(stack, plan, axes=(1, 2))[:, :tile_h, :tile_w]
+    return fused_lib.composite_slab(blurred, state, normalize, fill, min_support)
 
   # Every tile's region (the tile and the largest margin), cut out once with
   # static slices: [tiles, 4, region_h, region_w], colour then coordinate. In the
