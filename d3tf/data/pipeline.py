@@ -98,6 +98,14 @@ def _check_source(source: tf.data.Dataset) -> None:
     raise ValueError(f"source 'depth' must be float32 [H, W], got {depth!r}")
 
 
+def _float_image_and_depth(element) -> tuple[tf.Tensor, tf.Tensor]:
+  """A source element's image as float [0, 1] and its depth [H, W], invalid depth 0."""
+  depth = augment_lib.sanitize_depth(element["depth"])
+  if depth.shape.rank == 3:
+    depth = depth[..., 0]
+  return _to_float_image(element["image"]), depth
+
+
 def _to_float_image(image: tf.Tensor) -> tf.Tensor:
   if image.dtype == tf.uint8:
     return tf.cast(image, tf.float32) * (1.0 / 255.0)
@@ -341,10 +349,7 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
     pool_key = tf.constant([base_seed, _POOL_SALT], tf.int64)
 
     def prepare_member(index, element):
-      image = _to_float_image(element["image"])
-      depth = augment_lib.sanitize_depth(element["depth"])
-      if depth.shape.rank == 3:
-        depth = depth[..., 0]
+      image, depth = _float_image_and_depth(element)
       seed_pair = tf.random.experimental.stateless_fold_in(pool_key, index)
       return scene_pool_lib.prepare_member(image, depth, window, seed_pair, augment_options,
                                            pool_defocus)
@@ -366,10 +371,7 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
     return image, depth[..., tf.newaxis]
 
   def prepare(index, element):
-    image = _to_float_image(element["image"])
-    depth = augment_lib.sanitize_depth(element["depth"])
-    if depth.shape.rank == 3:
-      depth = depth[..., 0]
+    image, depth = _float_image_and_depth(element)
     seed_pair = tf.random.experimental.stateless_fold_in(example_key, index)
     augment_seed, render_seed = tf.unstack(tf.random.experimental.stateless_split(seed_pair, 2))
     if augment_options is not None:
