@@ -57,7 +57,8 @@ register_preset("quickstart_procedural", {
 # --tune_* flags give the space; benchmarks/results/tune_procedural.md): the quick start's
 # defaults (Adam 2e-4, L1, RGB input) on a budget of 3 epochs of 40 steps.
 register_preset("tune_procedural", {
-    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},
+    # Recorded without the scene pool (it came later): one fresh scene per example.
+    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8, "scene_pool_size": 0},
     "camera": {"preset": "nyu", "focus_distance_m": 2.0},
     "render": {"input": "defocus"},
     "model": {"size": "small"},
@@ -67,7 +68,9 @@ register_preset("tune_procedural", {
 
 # The CPU experiments on the endless procedural stream (README experiment A).
 _PROCEDURAL = {
-    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},
+    # Recorded without the scene pool (it came later): one fresh scene per example (the pool
+    # does not draw per-example cameras either, for procedural_anycamera below).
+    "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8, "scene_pool_size": 0},
     "model": {"size": "small"},
     "training": {"epochs": 30, "steps_per_epoch": 100, "validation_steps": 8,
                  "learning_rate": 1e-3, "beta1": 0.5, "loss": "l1", "seed": 0,
