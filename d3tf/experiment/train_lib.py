@@ -81,8 +81,10 @@ def _write_config(model_dir: str, config: config_lib.ExperimentConfig, resuming:
     except (OSError, ValueError):
       old = None
     if isinstance(old, dict) and old != new:
+      # A field the old config.json lacks (added since) had its default value.
+      defaults = config_lib.ExperimentConfig().resolved().to_dict()
       changed = sorted(f"{s}.{k}" for s in new for k in new[s]
-                       if (old.get(s) or {}).get(k) != new[s][k])
+                       if (old.get(s) or {}).get(k, defaults[s].get(k)) != new[s][k])
       logging.warning("Resuming with a config that differs from %s: %s", path, changed)
   from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
   atomic_io.write_json(path, new, indent=2)
