@@ -155,3 +155,28 @@ def test_init_from_warns_when_its_camera_is_another(tmp_path, caplog):
                         check_camera=True)
   assert "was trained on another camera than this run's: f-number 8 (init_from: 2.8)" in (
       caplog.text)
+
+
+def test_data_check_reads_the_aperture_and_the_held_out_views(tree):
+  from d3tf.data import check  # pylint: disable=g-import-not-at-top
+  reader = check.make_reader("dfd", str(tree), "validation", 0.001, dfd_aperture="N8",
+                             dfd_val_views=2)
+  assert reader.aperture == "N8" and [s.name for s in reader.samples()] == [_stamp(40.0),
+                                                                            _stamp(50.0)]
+  assert len(check.make_reader("dfd", str(tree), "all", 0.001, dfd_val_views=2)) == 6
+
+
+def test_resuming_a_run_from_before_the_dfd_fields_does_not_warn(tmp_path, caplog):
+  import json  # pylint: disable=g-import-not-at-top
+  from d3tf.experiment import train_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.ExperimentConfig().resolved()
+  old = config.to_dict()
+  del old["data"]["dfd_aperture"], old["data"]["dfd_val_views"]  # An older config.json.
+  (tmp_path / train_lib.CONFIG_FILENAME).write_text(json.dumps(old))
+  with caplog.at_level("WARNING"):
+    train_lib._write_config(str(tmp_path), config, resuming=True)  # pylint: disable=protected-access
+  assert "differs" not in caplog.text
+  changed = config.replace(training={"learning_rate": 0.5})
+  with caplog.at_level("WARNING"):
+    train_lib._write_config(str(tmp_path), changed, resuming=True)  # pylint: disable=protected-access
+  assert "differs" in caplog.text and "training.learning_rate" in caplog.text

@@ -85,7 +85,8 @@ def _write_config(model_dir: str, config: config_lib.ExperimentConfig, resuming:
       defaults = config_lib.ExperimentConfig().resolved().to_dict()
       changed = sorted(f"{s}.{k}" for s in new for k in new[s]
                        if (old.get(s) or {}).get(k, defaults[s].get(k)) != new[s][k])
-      logging.warning("Resuming with a config that differs from %s: %s", path, changed)
+      if changed:
+        logging.warning("Resuming with a config that differs from %s: %s", path, changed)
   from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
   atomic_io.write_json(path, new, indent=2)
 
