@@ -17,9 +17,13 @@ with which camera. For datasets of all-in-focus images (procedural, NYU,
 Middlebury, folder) the blur of that camera is rendered before predicting,
 with the training PSF and renderer options; ``--camera`` (a preset, with
 ``--focal_length_mm --f_number --pixel_pitch_um --focus_distance_m``) overrides
-(``none``: feed the sharp images). The real DFD photos are used as they are: ``N2_8``
-(f/2.8, real defocus) for a defocus model, ``N8`` (nearly all-in-focus) for
-a sharp one (``--dfd_aperture`` overrides).
+(``none``: feed the sharp images). The real DFD photos are used as they are: for
+a defocus model those whose f-number is nearest its camera's (``N2_8``, f/2.8,
+real defocus, for the NYU camera), ``N8`` (nearly all-in-focus) for a sharp
+one (``--dfd_aperture`` overrides). ``--dfd_val_views=N`` splits DFD's train
+folder by capture time: ``--split=validation`` scores its latest N views
+(those a training run with the same ``--dfd_val_views`` held out),
+``--split=train`` the others.
 
 **NYU** is scored inside the Eigen crop by default (``--noeigen_crop`` to
 turn it off); the model still sees the whole frame.
@@ -48,8 +52,9 @@ Examples::
       --data_path=nyu_depth_v2_labeled.mat --output_json=nyu_focus2m.json
   python -m d3tf.evaluate --model=runs/nyu_focus2m --dataset=nyu_png \
       --data_path=../shared/data/nyuv2_samples --split=all --samples=20
-  python -m d3tf.evaluate --model=runs/dfd --dataset=dfd \
-      --data_path=../shared/data/dfd_indoor --split=train
+  python -m d3tf.evaluate --model=runs/dfd_finetune_small_f2_8 --dataset=dfd \
+      --data_path=../shared/data/dfd_indoor --dfd_aperture=N2_8 --split=validation \
+      --dfd_val_views=16
   python -m d3tf.evaluate --model=runs/bayesian --samples=20 --ause_metric=rmse
   python -m d3tf.evaluate --model=runs/nyu_real_focus2m --dataset=nyu_densedepth \
       --data_path=../shared/data/nyuv2_train --split=validation --frame_stride=8

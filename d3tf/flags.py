@@ -148,12 +148,13 @@ def define_data_flags() -> None:
   flags.DEFINE_string("splits_path", None, "NYU's splits.mat (default: beside --data_path).")
   flags.DEFINE_string(
       "val_data_path", None, "Training: validation data for 'folder' and 'tfrecord' (same "
-      "format as --data_path). Default: NYU and DFD validate on their 'test' split; procedural "
+      "format as --data_path). Default: NYU and DFD validate on their 'test' split (DFD with "
+      "--dfd_val_views: its held-out views); procedural "
       "on its 'validation' split; folder/tfrecord without it select the best model by "
       "training loss.")
   flags.DEFINE_string("split", None, "procedural: train|validation|test; nyu_*: train|test|all; "
                       "nyu_densedepth: validation|train|all (by scene) or a comma-separated "
-                      "list of scenes; dfd: train|test. Default: test (preview: train).")
+                      "list of scenes; dfd: train|validation|test (validation: see --dfd_val_views). Default: test (preview: train).")
   flags.DEFINE_string("depth_dir", None, "folder: depth files in another folder.")
   flags.DEFINE_float("depth_scale", 0.001, "folder (and render --depth): metres per unit of "
                      "the depth PNGs (0.001: millimetres; 1: metres). .npy depth is in metres.")
@@ -168,6 +169,16 @@ def define_data_flags() -> None:
       "held out to validate (train: and select best.keras, whole frames; evaluate: "
       "--split=validation); the other scenes train. Split by scene, never by frame: "
       "neighbouring frames are near-duplicates.")
+  flags.DEFINE_enum(
+      "dfd_aperture", "auto", ["auto", "N2_8", "N8"], "dfd: which photos, N2_8 (f/2.8, real "
+      "defocus) or N8 (f/8, nearly all in focus); they fix the camera. 'auto': train N2_8; "
+      "evaluate N2_8 for a model trained on defocused input, N8 for a sharp one.")
+  flags.DEFINE_integer(
+      "dfd_val_views", 0, "dfd: hold out the latest N views of the train folder by capture "
+      "time as split 'validation' (train: validates and selects best.keras on them; evaluate: "
+      "--split=validation), the others are split 'train'. Never random: neighbouring views "
+      "are near-duplicates. 0: none held out (train validates on the test folder if there is "
+      "one). The protocol: 16 of the 81 views.", lower_bound=0)
   flags.DEFINE_integer("frame_stride", 1, "nyu_densedepth (evaluate): score every N-th frame "
                        "of each scene.", lower_bound=1)
   flags.DEFINE_integer("height", 256, "Height of procedural scenes, pixels.", lower_bound=32)
@@ -221,6 +232,7 @@ TRAINING_FLAG_FIELDS = {
     "crop_size": ("data", "crop_size"), "batch_size": ("data", "batch_size"),
     "augment": ("data", "augment"), "flips": ("data", "flips"),
     "val_scenes": ("data", "val_scenes"), "mix_procedural": ("data", "mix_procedural"),
+    "dfd_aperture": ("data", "dfd_aperture"), "dfd_val_views": ("data", "dfd_val_views"),
     "depth_scale": ("data", "depth_scale"), "on_error": ("data", "on_error"),
     "scene_pool_size": ("data", "scene_pool_size"), "scene_reuse": ("data", "scene_reuse"),
     **_CAMERA_FIELDS,
@@ -564,9 +576,6 @@ def define_eval_flags() -> None:
   define_common_flags()
   flags.DEFINE_integer("num_examples", None, "Evaluate the first N images (default: all; "
                        "procedural: 32).", lower_bound=1)
-  flags.DEFINE_enum(
-      "dfd_aperture", "auto", ["auto", "N2_8", "N8"], "dfd: which photos. 'auto': N2_8 (real "
-      "defocus) for a model trained on defocused input, N8 (all-in-focus) for a sharp one.")
   flags.DEFINE_float("max_depth_m", 10.0, "Ground truth above this is not scored; "
                      "predictions are clipped to it.")
   flags.DEFINE_float("min_depth_m", 1e-3, "Predictions are clipped up to this.")
@@ -606,7 +615,8 @@ def eval_config_from_flags():
       depth_dir=FLAGS.depth_dir, depth_scale=FLAGS.depth_scale, on_error=FLAGS.on_error,
       val_scenes=tuple(FLAGS.val_scenes), frame_stride=FLAGS.frame_stride,
       num_examples=FLAGS.num_examples, height=FLAGS.height, width=FLAGS.width,
-      dfd_aperture=FLAGS.dfd_aperture, max_depth_m=FLAGS.max_depth_m,
+      dfd_aperture=FLAGS.dfd_aperture, dfd_val_views=FLAGS.dfd_val_views,
+      max_depth_m=FLAGS.max_depth_m,
       min_depth_m=FLAGS.min_depth_m, eigen_crop=FLAGS.eigen_crop,
       median_scaling=FLAGS.median_scaling, camera=camera_config_from_flags("model"),
       render_bits=FLAGS.render_bits, samples=FLAGS.samples or 1, ause_metric=FLAGS.ause_metric,

@@ -108,3 +108,78 @@ def test_bad_depth_file(tmp_path):
   with pytest.raises(DataError, match="millimetres"):
     Image.fromarray(np.full((4, 6), 2000, np.uint16)).save(depth_path)
     dfd.DfdReader(tmp_path, depth_scale=1.0).load(0)
+
+
+def test_validation_holds_out_the_latest_views_by_time(tmp_path):
+  # Seven views at 0, 10, ..., 60 s; each depth map 0.2 s after its photo.
+  photo_seconds = [0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+  _fake_dataset(tmp_path, photo_seconds, [t + 0.2 for t in photo_seconds])
+  whole = dfd.DfdReader(tmp_path).samples()
+  train = dfd.DfdReader(tmp_path, split="train", val_views=3).samples()
+  val = dfd.DfdReader(tmp_path, split="validation", val_views=3).samples()
+  assert [s.name for s in val] == [_stamp(40.0), _stamp(50.0), _stamp(60.0)]
+  assert [s.name for s in train] == [_stamp(t) for t in (0.0, 10.0, 20.0, 30.0)]
+  names = [s.name for s in train + val]
+  assert len(set(names)) == len(names) and sorted(names) == sorted(s.name for s in whole)
+  # Still paired by nearest time: each held-out photo with the depth map 0.2 s after it.
+  expected = {_stamp(t): f"{_stamp(t + 0.2)}.png" for t in photo_seconds}
+  for s in train + val:
+    assert os.path.basename(s.depth_path) == expected[s.name]
+    assert s.meta["time_delta_s"] == pytest.approx(0.2, abs=1e-4)
+  assert "/rgb/train/" in val[0].image_path  # Read from the train folder.
+  image, depth = dfd.DfdReader(tmp_path, split="validation", val_views=3).load(0)
+  assert image[0, 0, 0] == pytest.approx(40, abs=3) and depth[0, 0] == pytest.approx(1.4)
+
+
+def test_validation_split_is_by_time_not_by_file_order():
+  # split_by_time sorts by capture time, whatever order the samples come in.
+  from d3tf.data.readers import common
+  samples = [common.Sample(name=str(t), image_path="", depth_path="",
+                           meta={"photo_time_s": t}) for t in (5.0, 1.0, 4.0, 2.0, 3.0)]
+  assert [s.name for s in dfd.split_by_time(samples, 2, "validation")] == ["4.0", "5.0"]
+  assert [s.name for s in dfd.split_by_time(samples, 2, "train")] == ["1.0", "2.0", "3.0"]
+
+
+def test_val_views_refuses_bad_values(tmp_path):
+  _fake_dataset(tmp_path, [0.0, 10.0, 20.0], [0.1, 10.1, 20.1])
+  with pytest.raises(ValueError, match=r"--dfd_val_views=3 .*between 0 and 2.* has 3 views"):
+    dfd.DfdReader(tmp_path, split="train", val_views=3).samples()
+  with pytest.raises(ValueError, match=r"--dfd_val_views=-1 .*>= 0"):
+    dfd.DfdReader(tmp_path, val_views=-1)
+  with pytest.raises(ValueError, match=r"give --dfd_val_views > 0"):
+    dfd.DfdReader(tmp_path, split="validation")
+  with pytest.raises(ValueError, match=r"split must be one of train, validation, test, got 'all'"):
+    dfd.DfdReader(tmp_path, split="all")
+  assert len(dfd.DfdReader(tmp_path, split="validation", val_views=2)) == 2
+  assert len(dfd.DfdReader(tmp_path, split="train", val_views=0)) == 3
+
+
+def test_test_split_reads_its_folder_whatever_val_views(tmp_path):
+  _fake_dataset(tmp_path, [0.0, 10.0], [0.1, 10.1])
+  test_rgb = tmp_path / "N2_8" / "rgb" / "test"
+  test_depth = tmp_path / "N2_8" / "depth" / "test"
+  test_rgb.mkdir()
+  test_depth.mkdir()
+  Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(test_rgb / f"{_stamp(99.0)}.JPG", "JPEG")
+  Image.fromarray(np.full((4, 6), 1000, np.uint16)).save(test_depth / f"{_stamp(99.0)}.png")
+  samples = dfd.DfdReader(tmp_path, split="test", val_views=1).samples()
+  assert [s.name for s in samples] == [_stamp(99.0)]
+
+
+def test_real_holdout_is_the_16_views_after_1718(shared_subdir):
+  root = shared_subdir("dfd_indoor")
+  for aperture in ("N2_8", "N8"):
+    val = dfd.DfdReader(root, aperture=aperture, split="validation", val_views=16).samples()
+    train = dfd.DfdReader(root, aperture=aperture, split="train", val_views=16).samples()
+    assert len(val) == 16 and len(train) == 65
+    assert val[0].name == "2018-04-26T17:18:08.330966"
+    assert max(s.name for s in train) < min(s.name for s in val)
+
+
+def test_camera_for_aperture():
+  assert dfd.camera_for_aperture("N8").f_number == 8.0
+  camera = dfd.camera_for_aperture("N2_8")
+  assert (camera.focal_length_m, camera.f_number, camera.pixel_pitch_m,
+          camera.focus_distance_m) == pytest.approx((0.035, 2.8, 36e-6, 1.7))
+  with pytest.raises(ValueError, match="got 'N4'"):
+    dfd.camera_for_aperture("N4")

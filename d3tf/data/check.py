@@ -25,14 +25,23 @@ FLAGS = flags.FLAGS
 DATASETS = ("folder", "nyu_png", "nyu_mat", "nyu_densedepth", "dfd", "middlebury")
 
 
-def make_reader(dataset: str, path: str, split: str, depth_scale: float):
-  """The reader of ``dataset`` at ``path`` (the registry's) that skips and records bad samples."""
+def make_reader(dataset: str, path: str, split: str, depth_scale: float, *,
+                dfd_aperture: str = "N2_8", dfd_val_views: int = 0):
+  """The reader of ``dataset`` at ``path`` (the registry's) that skips and records bad samples.
+
+  ``dfd_aperture`` and ``dfd_val_views``: dfd's photos and held-out views.
+  """
   from d3tf.data import registry  # pylint: disable=g-import-not-at-top
   if dataset not in DATASETS:
     raise ValueError(f"--dataset={dataset}: not supported (one of {', '.join(DATASETS)})")
-  if dataset == "dfd" and split == "all":
-    split = "train"
-  return registry.make_reader(dataset, path, split, depth_scale=depth_scale, on_error="skip")
+  options = {}
+  if dataset == "dfd":
+    if split == "all":
+      split, dfd_val_views = "train", 0  # The whole train folder.
+    options.update(aperture="N2_8" if dfd_aperture == "auto" else dfd_aperture,
+                   val_views=dfd_val_views)
+  return registry.make_reader(dataset, path, split, depth_scale=depth_scale, on_error="skip",
+                              **options)
 
 
 def check(reader) -> dict:
@@ -49,7 +58,8 @@ def main(argv):
   if not FLAGS.data_path or not os.path.exists(FLAGS.data_path):
     raise app.UsageError(f"--data_path={FLAGS.data_path}: no such file or folder")
   reader = make_reader(FLAGS.dataset or "folder", FLAGS.data_path, FLAGS.split or "all",
-                       FLAGS.depth_scale)
+                       FLAGS.depth_scale, dfd_aperture=FLAGS.dfd_aperture,
+                       dfd_val_views=FLAGS.dfd_val_views)
   report = check(reader)
   for message in report["examples"]:
     logging.warning("bad: %s", message)

@@ -85,7 +85,7 @@ def make_reader(name: str, path: str, split: str = "train", **options):
     split: The split to read (ignored by datasets without splits).
     **options: Dataset-specific options: ``splits_path`` (NYU),
       ``missing_splits`` (nyu_png without splits.mat: "error" or "all"),
-      ``aperture`` (dfd), ``depth_dir`` and ``depth_scale`` (folder),
+      ``aperture`` and ``val_views`` (dfd), ``depth_dir`` and ``depth_scale`` (folder),
       ``val_scenes`` and ``frame_stride`` (nyu_densedepth), and
       the readers' ``on_error``.
 
@@ -136,9 +136,11 @@ def _nyu_densedepth(path, split, *, val_scenes=None, frame_stride=1, **options):
   return densedepth.NyuDenseDepthReader(path, split=split, **kwargs)
 
 
-def _dfd(path, split, *, aperture="N2_8", **options):
+def _dfd(path, split, *, aperture="N2_8", val_views=0, **options):
+  """"validation": the last ``val_views`` views of the train folder by time; "test": its folder."""
   from d3tf.data.readers import dfd  # pylint: disable=g-import-not-at-top
-  return dfd.DfdReader(path, aperture=aperture, split=split, **_reader_kwargs(options))
+  return dfd.DfdReader(path, aperture=aperture, split=split, val_views=val_views,
+                       **_reader_kwargs(options))
 
 
 def _folder(path, split, *, depth_dir=None, depth_scale=0.001, **options):
@@ -181,8 +183,9 @@ register_dataset(DatasetSpec(
     description="NYU video frames in DenseDepth's <scene>_out/<n>.jpg + <n>.png layout, split "
     "by scene (data.val_scenes)"))
 register_dataset(DatasetSpec(
-    "dfd", _dfd, splits=("train", "test"), real_defocus=True,
-    description="the real DSLR DFD dataset (its f/2.8 photos are already defocused)"))
+    "dfd", _dfd, splits=("train", "validation", "test"), real_defocus=True,
+    description="the real DSLR DFD dataset (its f/2.8 photos are already defocused; "
+    "--dfd_val_views holds out the latest views of its train folder)"))
 register_dataset(DatasetSpec(
     "folder", _folder,
     description="rgb/ + depth/ sub-folders, or NAME_colors.png + NAME_depth.png in one folder"))

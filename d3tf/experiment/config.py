@@ -83,6 +83,12 @@ class DataConfig:
       others train); split by scene, never by frame.
     mix_procedural: nyu_densedepth: share of procedural scenes in the
       (resumable) training stream, 0-1.
+    dfd_aperture: dfd: which photos train, "N2_8" (f/2.8, defocused) or
+      "N8" (f/8); they fix the camera. "auto": N2_8.
+    dfd_val_views: dfd: the latest N views of the train folder by capture time
+      are held out to validate (and select best.keras); never random, since
+      neighbouring views are near-duplicates. 0: none held out (validation
+      from the dataset's test folder when it has one).
     depth_scale: folder: metres per unit of the depth PNGs.
     on_error: A bad example: "raise" stops the run naming the file; "skip"
       leaves it out and lists it in MODEL_DIR/skipped_examples.json.
@@ -104,6 +110,8 @@ class DataConfig:
   flips: bool = True
   val_scenes: tuple[str, ...] = ("office_0011",)
   mix_procedural: float = _bounded(0.0, 0.0, 1.0)
+  dfd_aperture: str = _choices("auto", "N2_8", "N8", default="N2_8")
+  dfd_val_views: int = _bounded(0, 0)
   depth_scale: float = _bounded(0.001, 0.0, low_open=True)
   on_error: str = _choices("raise", "skip", default="raise")
   # The scene pool (d3tf.data.scene_pool): cheap input for CPU training.
@@ -437,7 +445,8 @@ class ExperimentConfig:
     data = dataclasses.replace(
         self.data, crop_size=self.data.crop_size or (128 if procedural else 256),
         scene_pool_size=(self.data.scene_pool_size if self.data.scene_pool_size is not None
-                         else DEFAULT_SCENE_POOL_SIZE if self._pool_by_default else 0))
+                         else DEFAULT_SCENE_POOL_SIZE if self._pool_by_default else 0),
+        dfd_aperture="N2_8" if self.data.dfd_aperture == "auto" else self.data.dfd_aperture)
     model = dataclasses.replace(
         self.model, size=self.model.size or ("small" if procedural else "full"))
     return dataclasses.replace(self, data=data, model=model)
@@ -445,13 +454,27 @@ class ExperimentConfig:
   def build_camera(self):
     """The camera whose defocus the model is trained on, or None (sharp input).
 
-    The real DFD photos are the DSLR at f/2.8 (nothing is rendered on them).
+    The real DFD photos are the DSLR at the f-number of ``data.dfd_aperture``
+    (f/2.8 or f/8; nothing is rendered on them).
+
+    Raises:
+      ConfigError: a bad camera value, or a camera.f_number that contradicts
+        the DFD aperture.
     """
     from d3tf.data import registry  # pylint: disable=g-import-not-at-top
     if registry.get_dataset(self.data.dataset).real_defocus:
-      from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+      from d3tf.data.readers import dfd  # pylint: disable=g-import-not-at-top
+      aperture = "N2_8" if self.data.dfd_aperture == "auto" else self.data.dfd_aperture
+      photos = dfd.camera_for_aperture(aperture)
+      f_number = self.camera.f_number
+      if f_number is not None and not math.isclose(f_number, photos.f_number, rel_tol=1e-3):
+        raise ConfigError("camera.f_number", f_number,
+                          f"camera.f_number={f_number:g} contradicts data.dfd_aperture="
+                          f"{aperture}: those photos were taken at f/{photos.f_number:g} (give "
+                          f"data.dfd_aperture={'N8' if aperture == 'N2_8' else 'N2_8'} for the "
+                          "other photos, or leave camera.f_number unset)")
       try:
-        return Camera.dslr_d200_35mm(f_number=2.8).with_parameters(**self.camera.overrides())
+        return photos.with_parameters(**self.camera.overrides())
       except ValueError as e:
         raise ConfigError("camera", self.camera.overrides(), f"camera: {e}") from None
     if self.render.input == "sharp" or self.camera.preset == "none":
@@ -495,6 +518,17 @@ class ExperimentConfig:
       raise ConfigError("data.mix_procedural", data.mix_procedural,
                         f"data.mix_procedural applies to data.dataset=nyu_densedepth, not "
                         f"data.dataset={data.dataset}")
+    if data.dataset != "dfd":
+      for name, default in (("dfd_aperture", ("auto", "N2_8")), ("dfd_val_views", (0,))):
+        if getattr(data, name) not in default:
+          raise ConfigError(f"data.{name}", getattr(data, name),
+                            f"data.{name} applies to data.dataset=dfd, not data.dataset="
+                            f"{data.dataset}")
+    if data.dfd_val_views and data.val_data_path:
+      raise ConfigError("data.dfd_val_views", data.dfd_val_views,
+                        f"data.dfd_val_views={data.dfd_val_views} holds out views of "
+                        f"data.data_path to validate, but data.val_data_path="
+                        f"{data.val_data_path} names other validation data: give one of them")
     if not training.beta1 < 1:
       raise ConfigError("training.beta1", training.beta1,
                         f"training.beta1 must be in [0, 1), got {training.beta1}")

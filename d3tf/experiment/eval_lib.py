@@ -46,8 +46,11 @@ class EvalConfig:
       out and reports it (the JSON's "skipped_examples").
     num_examples: Evaluate the first N images (None: all; procedural 32).
     height, width: Size of procedural scenes.
-    dfd_aperture: "auto" (N2_8 for a defocus model, N8 for a sharp one),
-      "N2_8" or "N8".
+    dfd_aperture: "auto" (a defocus model: the aperture nearest its
+      camera's f-number; a sharp one: N8), "N2_8" or "N8".
+    dfd_val_views: dfd: the latest N views of the train folder by capture
+      time are split "validation", the others "train" (0: "train" is the
+      whole folder, and there is no "validation").
     max_depth_m, min_depth_m: Scored depth range / prediction clipping.
     eigen_crop: Score inside the Eigen crop (None: on for NYU only).
     median_scaling: Scale each prediction by median(gt) / median(pred).
@@ -80,6 +83,7 @@ class EvalConfig:
   height: int = 256
   width: int = 256
   dfd_aperture: str = "auto"
+  dfd_val_views: int = 0
   max_depth_m: float = 10.0
   min_depth_m: float = 1e-3
   eigen_crop: bool | None = None
@@ -126,6 +130,12 @@ class EvalConfig:
       if getattr(self, name) not in choices:
         raise config_lib.ConfigError(name, getattr(self, name), f"--{name} must be one of "
                                      f"{choices}, got {getattr(self, name)!r}")
+    if not isinstance(self.dfd_val_views, int) or self.dfd_val_views < 0:
+      raise config_lib.ConfigError("dfd_val_views", self.dfd_val_views, "--dfd_val_views "
+                                   f"must be an integer >= 0, got {self.dfd_val_views!r}")
+    if self.dfd_val_views and self.dataset != "dfd":
+      raise config_lib.ConfigError("dfd_val_views", self.dfd_val_views, "--dfd_val_views "
+                                   f"applies to --dataset=dfd, not --dataset={self.dataset}")
     for name in ("samples", "batch_size"):
       if not getattr(self, name) >= 1:
         raise config_lib.ConfigError(name, getattr(self, name),
@@ -155,6 +165,22 @@ def choose_camera(config: EvalConfig, predictor) -> tuple[Any, str]:
   return camera, source
 
 
+def auto_dfd_aperture(predictor) -> str:
+  """``--dfd_aperture=auto``: N8 for a sharp model, else the aperture nearest its f-number.
+
+  A model trained on defocused input gets the photos whose f-number is
+  nearest (on a log scale) to its camera's: N2_8 for f/2.8 (and the NYU
+  camera), N8 for a model fine-tuned on the f/8 photos.
+  """
+  from d3tf.data.readers import dfd  # pylint: disable=g-import-not-at-top
+  if predictor.input_kind != "defocus":
+    return "N8"
+  camera = predictor.camera
+  if camera is None:
+    return "N2_8"
+  return min(dfd.APERTURES, key=lambda a: abs(math.log(dfd.APERTURES[a] / camera.f_number)))
+
+
 # ------------------------------------------------------------------- data
 def make_reader(config: EvalConfig, dfd_aperture: str, readers: list | None = None):
   """The reader of ``config.dataset`` (all but procedural and diw), via the registry."""
@@ -167,7 +193,8 @@ def make_reader(config: EvalConfig, dfd_aperture: str, readers: list | None = No
     options.update(val_scenes=config.val_scenes, frame_stride=config.frame_stride)
   reader = registry.make_reader(
       config.dataset, config.data_path, config.split, splits_path=config.splits_path,
-      missing_splits="all", aperture=dfd_aperture, depth_dir=config.depth_dir,
+      missing_splits="all", aperture=dfd_aperture, val_views=config.dfd_val_views,
+      depth_dir=config.depth_dir,
       depth_scale=config.depth_scale, on_error=config.on_error, **options)
   if readers is not None:
     readers.append(reader)  # For the report of skipped examples.
@@ -418,11 +445,10 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
   dfd_aperture = config.dfd_aperture
   dfd_camera = None
   if dataset == "dfd":
-    from d3tf.data.readers.dfd import APERTURES  # pylint: disable=g-import-not-at-top
-    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    from d3tf.data.readers import dfd  # pylint: disable=g-import-not-at-top
     if dfd_aperture == "auto":
-      dfd_aperture = "N2_8" if predictor.input_kind == "defocus" else "N8"
-    dfd_camera = Camera.dslr_d200_35mm(f_number=APERTURES[dfd_aperture])
+      dfd_aperture = auto_dfd_aperture(predictor)
+    dfd_camera = dfd.camera_for_aperture(dfd_aperture)
     if config.camera.preset != "model" or config.camera.overrides():
       logging.warning("The camera and its parameters are ignored for dfd: its photos carry the "
                       "real blur of their camera")
@@ -460,6 +486,7 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
   }
   if dfd_camera is not None:
     report["dfd_aperture"] = dfd_aperture
+    report["dfd_val_views"] = config.dfd_val_views
     report["camera"] = dfd_camera.to_dict()
   if config.on_error == "skip":
     from d3tf.data import stream_errors  # pylint: disable=g-import-not-at-top

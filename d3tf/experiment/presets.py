@@ -177,3 +177,23 @@ register_preset("nyu_real_focus2m_logl1", {"training": {"loss": "log_l1"}},
 for _twin in ("aif", "focus2m"):
   register_preset(f"nyu_real_{_twin}_seed2", {"training": {"seed": 2}},
                   base=f"nyu_real_{_twin}")
+
+# Issue 14, the DFD protocol at CPU scale (docs/experiments.md): the small D3-Net (band-pass stem)
+# pre-trained with the DSLR's blur on real NYU frames and procedural scenes, then fine-tuned on
+# the real DFD photos of the same aperture, the 16 latest views held out by capture time.
+_DFD_SMALL = {"model": {"size": "small", "input_features": "rgb+bandpass"}}
+for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
+  register_preset(f"dfd_pretrain_small_{_arm}", {
+      **_NYU_REAL, **_DFD_SMALL, "data": {**_NYU_REAL["data"], "mix_procedural": 0.5},
+      "render": {"input": "defocus"}, "camera": {"preset": "dslr", "f_number": _f_number}})
+  register_preset(f"dfd_finetune_small_{_arm}", {
+      **_DFD_SMALL,
+      "data": {"dataset": "dfd", "data_path": "../shared/data/dfd_indoor",
+               "dfd_aperture": _aperture, "dfd_val_views": 16, "crop_size": 128,
+               "batch_size": 8, "flips": True},
+      "training": {"epochs": 4, "steps_per_epoch": 100, "validation_steps": 2,
+                   "learning_rate": 3e-4, "beta1": 0.5, "loss": "l1", "seed": 0,
+                   "save_every_steps": 100, "log_every_steps": 50,
+                   "init_from": f"runs/dfd_pretrain_small_{_arm}"}})
+  register_preset(f"dfd_finetune_small_{_arm}_seed1", {"training": {"seed": 1}},
+                  base=f"dfd_finetune_small_{_arm}")

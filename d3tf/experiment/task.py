@@ -63,6 +63,8 @@ class DepthTask:
       options["val_scenes"] = data.val_scenes
     if data.dataset == "folder":
       options["depth_scale"] = data.depth_scale
+    if data.dataset == "dfd":
+      options.update(aperture=data.dfd_aperture, val_views=data.dfd_val_views)
     reader = registry.make_reader(data.dataset, path, split, splits_path=data.splits_path,
                                   on_error=data.on_error, **options)
     self.readers.append(reader)
@@ -220,6 +222,16 @@ class DepthTask:
       val_source = self._reader(val_path, "validation", frame_stride=max(
           1, num_val // (val_batches * batch))).as_dataset()
       common = dict(common, crop_size=None)
+    elif data.dataset == "dfd" and data.dfd_val_views:
+      # The latest views of the train folder by capture time (neighbours are near-duplicates),
+      # each whole but for the edge rows and columns beyond a multiple of 32 (645x432 -> 640x416).
+      val_path = data.data_path
+      reader = self._reader(val_path, "validation")
+      val_source = reader.as_dataset()
+      common = dict(common, crop_size=_whole_view_crop(reader))
+      logging.info("Validation: the %d latest views of %s by capture time (%s to %s)",
+                   len(reader), reader.rgb_dir, reader.samples()[0].name,
+                   reader.samples()[-1].name)
     elif data.dataset in ("nyu_mat", "nyu_png", "dfd"):
       val_path = data.data_path
       try:
@@ -239,7 +251,8 @@ class DepthTask:
     val = make_dataset(val_source, **kwargs).take(val_batches).cache()
     logging.info("Validation: %d batches of %d from %s (fixed, %s)", val_batches, batch,
                  val_path or "the procedural 'validation' split",
-                 "whole frames" if kwargs["crop_size"] is None else "centre crops")
+                 "whole frames" if kwargs["crop_size"] is None
+                 else "centre crops {}x{}".format(*kwargs["crop_size"]))
     return val
 
   # ------------------------------------------------------------ the model
@@ -297,3 +310,14 @@ class DepthTask:
   @property
   def loss_name(self) -> str:
     return self.config.training.loss_name(self.config.model.aleatoric)
+
+
+def _whole_view_crop(reader) -> tuple[int, int]:
+  """The largest centre crop of ``reader``'s first view whose sides are multiples of 32."""
+  from d3tf.sizes import SIZE_MULTIPLE  # pylint: disable=g-import-not-at-top
+  image, _ = reader.load(0)
+  height, width = (side // SIZE_MULTIPLE * SIZE_MULTIPLE for side in image.shape[:2])
+  if not height or not width:
+    raise ValueError(f"{reader.samples()[0].image_path}: a view of {image.shape[1]}x"
+                     f"{image.shape[0]} pixels is smaller than {SIZE_MULTIPLE}x{SIZE_MULTIPLE}")
+  return height, width

@@ -81,9 +81,12 @@ def _write_config(model_dir: str, config: config_lib.ExperimentConfig, resuming:
     except (OSError, ValueError):
       old = None
     if isinstance(old, dict) and old != new:
+      # A field the old config.json lacks (added since) had its default value.
+      defaults = config_lib.ExperimentConfig().resolved().to_dict()
       changed = sorted(f"{s}.{k}" for s in new for k in new[s]
-                       if (old.get(s) or {}).get(k) != new[s][k])
-      logging.warning("Resuming with a config that differs from %s: %s", path, changed)
+                       if (old.get(s) or {}).get(k, defaults[s].get(k)) != new[s][k])
+      if changed:
+        logging.warning("Resuming with a config that differs from %s: %s", path, changed)
   from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
   atomic_io.write_json(path, new, indent=2)
 
@@ -94,8 +97,17 @@ def load_config(model_dir: str) -> config_lib.ExperimentConfig:
     return config_lib.ExperimentConfig.from_dict(json.load(f))
 
 
-def init_from(model, path: str) -> None:
-  """Copies the weights of a trained model (model_dir or .keras) into ``model``, by layer name."""
+def init_from(model, path: str, camera=None, check_camera: bool = False) -> None:
+  """Copies the weights of a trained model (model_dir or .keras) into ``model``, by layer name.
+
+  Args:
+    model: The model to initialise.
+    path: The trained model: a model_dir (its model.keras, else best.keras)
+      or a .keras file.
+    camera: This run's camera (None: all-in-focus input).
+    check_camera: Warn if the trained model's camera (its metadata) differs
+      from ``camera``: fine-tuning then starts from features of another blur.
+  """
   import keras  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
   from d3tf import artifacts  # pylint: disable=g-import-not-at-top
@@ -114,6 +126,26 @@ def init_from(model, path: str) -> None:
   except ValueError as e:
     raise ValueError(f"training.init_from={path}: its weights do not fit this model ({e})") from e
   logging.info("Initialised the weights from %s", path)
+  if check_camera:
+    _warn_if_other_camera(path, camera)
+
+
+def _warn_if_other_camera(path: str, camera) -> None:
+  """Logs a warning if the model at ``path`` was trained on another camera than ``camera``."""
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
+  from d3tf.optics import camera_match  # pylint: disable=g-import-not-at-top
+  try:
+    source_camera = artifacts.read_metadata(path).camera
+  except (OSError, ValueError) as e:
+    logging.info("training.init_from=%s: no camera to compare (%s)", path, e)
+    return
+  diffs = camera_match.camera_differences(source_camera, camera)
+  if diffs:
+    logging.warning("training.init_from=%s was trained on another camera than this run's: %s",
+                    path, "; ".join(d.replace("(model:", "(init_from:") for d in diffs))
+  else:
+    logging.info("training.init_from=%s: the same camera as this run (%s)", path,
+                 camera_match.describe_camera(camera))
 
 
 def _finite_or_none(value):
@@ -226,7 +258,8 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   with distribute_lib.precision_policy(runtime.precision), strategy.scope():
     model = task.build_model(sync_batch_norm=replicas > 1)
     if training.init_from and state is None:
-      init_from(model, training.init_from)
+      init_from(model, training.init_from, task.camera,
+                check_camera=not config.model.camera_aware)
     model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
                   metrics=task.build_metrics())
   max_depth = model_config.max_depth_m

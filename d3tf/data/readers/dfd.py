@@ -12,6 +12,12 @@ devices, so their timestamps differ slightly: each photo is paired with the
 depth map of nearest timestamp, within ``max_time_delta_s`` (0.5 s). Sorted
 lists must not be zipped: in the full test split one photo has no depth map
 and one depth map has no photo.
+
+Splits: ``"test"`` reads the ``test`` folder. With ``val_views`` = N > 0 the
+``train`` folder is split by capture time: its last N views (the photos of
+latest timestamp) are ``"validation"``, the others ``"train"``; never at
+random, since neighbouring views are near-duplicates. With ``val_views`` = 0
+``"train"`` is the whole ``train`` folder and there is no ``"validation"``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from d3tf.data.validation import DataError
 
 #: Aperture folder -> f-number of its photos.
 APERTURES = {"N2_8": 2.8, "N8": 8.0}
+#: Split names -> the folder they are read from.
+SPLIT_FOLDERS = {"train": "train", "validation": "train", "test": "test"}
 PHOTO_SUFFIXES = (".jpg", ".jpeg")
 DEPTH_SUFFIXES = (".png",)
 
@@ -91,6 +99,47 @@ def pair_by_timestamp(photo_times: Sequence[float], depth_times: Sequence[float]
   return pairs, lonely_photos, lonely_depths
 
 
+def camera_for_aperture(aperture: str):
+  """The dataset's camera (Nikon D200, 35 mm, x6 downsampled, focus 1.7 m) at ``aperture``.
+
+  Args:
+    aperture: ``"N2_8"`` or ``"N8"``.
+
+  Raises:
+    ValueError: an unknown aperture, naming it.
+  """
+  if aperture not in APERTURES:
+    raise ValueError(f"dfd aperture must be one of {sorted(APERTURES)}, got {aperture!r}")
+  from d3tf.optics import camera  # pylint: disable=g-import-not-at-top
+  return camera.Camera.dslr_d200_35mm(f_number=APERTURES[aperture])
+
+
+def split_by_time(samples: Sequence[common.Sample], val_views: int, split: str,
+                  where: str = "") -> list[common.Sample]:
+  """The ``split`` part of ``samples`` when the last ``val_views`` by time are held out.
+
+  Args:
+    samples: Paired views, each with ``meta["photo_time_s"]``.
+    val_views: How many of the latest views are "validation" (0: none).
+    split: "train" (all but the latest ``val_views``) or "validation".
+    where: The folder, for the error message.
+
+  Returns:
+    The views of ``split``, in capture order.
+
+  Raises:
+    ValueError: ``val_views`` negative, or not below the number of views
+      (nothing would be left to train on), naming ``--dfd_val_views``.
+  """
+  if val_views < 0 or val_views >= max(len(samples), 1):
+    raise ValueError(f"--dfd_val_views={val_views} (data.dfd_val_views) must be between 0 "
+                     f"and {max(len(samples) - 1, 0)}: {where or 'the train folder'} has "
+                     f"{len(samples)} views, and training needs at least one")
+  ordered = sorted(samples, key=lambda s: s.meta["photo_time_s"])
+  cut = len(ordered) - val_views
+  return ordered[cut:] if split == "validation" else ordered[:cut]
+
+
 def _list_files(directory: str, suffixes: Sequence[str]) -> list[str]:
   if not os.path.isdir(directory):
     raise DataError(directory, "folder not found")
@@ -104,7 +153,11 @@ class DfdReader(common.DepthReader):
   Args:
     root: The dataset folder (holding ``N2_8/`` and ``N8/``).
     aperture: ``"N2_8"`` (f/2.8, defocused) or ``"N8"`` (f/8, all in focus).
-    split: Sub-folder name, e.g. ``"train"`` or ``"test"``.
+    split: ``"train"``, ``"validation"`` (the last ``val_views`` views of
+      the ``train`` folder by capture time; needs ``val_views`` > 0) or
+      ``"test"`` (the ``test`` folder).
+    val_views: How many of the ``train`` folder's latest views are held out
+      as ``"validation"`` (0: none, ``"train"`` is the whole folder).
     max_time_delta_s: Largest photo/depth timestamp difference for a pair.
     depth_scale: Metres per depth PNG unit (0.001: millimetres).
     **kwargs: ``on_error``, ``max_depth_m``, ``non_finite``: see
@@ -116,17 +169,29 @@ class DfdReader(common.DepthReader):
   source = "dfd"
 
   def __init__(self, root: common.PathLike, *, aperture: str = "N2_8", split: str = "train",
-               max_time_delta_s: float = 0.5, depth_scale: float = 0.001, **kwargs):
+               val_views: int = 0, max_time_delta_s: float = 0.5, depth_scale: float = 0.001,
+               **kwargs):
     super().__init__(**kwargs)
     if aperture not in APERTURES:
       raise ValueError(f"aperture must be one of {sorted(APERTURES)}, got {aperture!r}")
+    if split not in SPLIT_FOLDERS:
+      raise ValueError(f"dfd split must be one of {', '.join(SPLIT_FOLDERS)}, got {split!r}")
+    if isinstance(val_views, bool) or not isinstance(val_views, int) or val_views < 0:
+      raise ValueError(f"--dfd_val_views={val_views!r} (data.dfd_val_views) must be an "
+                       "integer >= 0 (0: no held-out views)")
+    if split == "validation" and not val_views:
+      raise ValueError("dfd split 'validation' is the last --dfd_val_views views of the train "
+                       "folder by capture time: give --dfd_val_views > 0 (e.g. 16), or use "
+                       "--split=test for a test folder")
     self.root = os.fspath(root)
     self.aperture = aperture
     self.split = split
+    self.val_views = val_views
     self.max_time_delta_s = float(max_time_delta_s)
     self.depth_scale = float(depth_scale)
-    self.rgb_dir = os.path.join(self.root, aperture, "rgb", split)
-    self.depth_dir = os.path.join(self.root, aperture, "depth", split)
+    folder = SPLIT_FOLDERS[split]
+    self.rgb_dir = os.path.join(self.root, aperture, "rgb", folder)
+    self.depth_dir = os.path.join(self.root, aperture, "depth", folder)
 
   @property
   def f_number(self) -> float:
@@ -135,8 +200,7 @@ class DfdReader(common.DepthReader):
 
   def camera(self):
     """The dataset's camera (Nikon D200, 35 mm, x6 downsampled) at this aperture."""
-    from d3tf.optics import camera  # pylint: disable=g-import-not-at-top
-    return camera.Camera.dslr_d200_35mm(f_number=self.f_number)
+    return camera_for_aperture(self.aperture)
 
   def _timed(self, directory: str, names: list[str]) -> tuple[list[str], list[float]]:
     kept, times = [], []
@@ -174,7 +238,9 @@ class DfdReader(common.DepthReader):
           image_path=os.path.join(self.rgb_dir, photos[i]),
           depth_path=os.path.join(self.depth_dir, depths[j]),
           meta={"time_delta_s": abs(photo_times[i] - depth_times[j]),
-                "f_number": self.f_number}))
+                "photo_time_s": photo_times[i], "f_number": self.f_number}))
+    if SPLIT_FOLDERS[self.split] == "train" and self.val_views:
+      samples = split_by_time(samples, self.val_views, self.split, self.rgb_dir)
     return samples
 
   def _read(self, sample: common.Sample) -> tuple[np.ndarray, np.ndarray]:
