@@ -11,7 +11,10 @@ them from procedural scenes as the model's camera sees them).
 An export's ``d3tf_metadata.json`` is the model's training metadata with an
 ``export`` entry describing the export (format, version, samples, outputs,
 signatures, quantisation, input size, source model, d3tf version and time of
-export).
+export). A camera-aware model's export (``docs/any_camera.md``) also records
+``camera_aware: true`` and ``camera_input``: the camera input's name, dtype,
+shape, fields and units in order, and the default camera (the metadata's
+``camera``) as a vector, with which signatures use it.
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ _FLOAT_STATISTICS_OPS = ("MEAN", "SQUARED_DIFFERENCE", "SQRT", "SQUARE", "EXP", 
 # Layers whose ops int8 export keeps in float: the band-pass sharpness maps are
 # ratios of band RMS values of a few thousandths, which an int8 grid rounds to
 # zero (TFLite's int8 DIV then aborts on a zero divisor).
+# The camera branch of a camera-aware model stays in float too: calibrated on one camera, an
+# int8 grid would clip the features of every other camera the model takes.
 _FLOAT_LAYER_NODES = re.compile(r"/bandpass_sharpness(_\d+)?/")
+_CAMERA_AWARE_FLOAT_NODES = re.compile(r"/(bandpass_sharpness(_\d+)?|camera_features|"
+                                       r"camera_hidden|\w+_film_dense|\w+_film|depth)/")
 
 
 def _write_metadata(path: str, metadata: artifacts.Metadata | None, info: dict) -> None:
@@ -91,6 +98,32 @@ def _output_spec(names) -> list[str]:
   return [f"{name}: float32 [batch, height, width]" for name in names]
 
 
+def _camera_spec(batch: str = "batch") -> str:
+  return (f"{protocol.CAMERA_INPUT}: float32 [{batch}, 4] "
+          f"({', '.join(protocol.CAMERA_FIELDS)})")
+
+
+def camera_input_info(serving, fmt: str, batch: str = "batch") -> dict:
+  """The ``camera_input`` entry of a camera-aware export's metadata.
+
+  Args:
+    serving: The export's :class:`d3tf.serving.graph.ServingGraph`.
+    fmt: ``"saved_model"`` or ``"tflite"``.
+    batch: The camera input's batch dimension as written (``"1"`` for a
+      fixed-size TFLite model).
+  """
+  if fmt == "saved_model":
+    default = (f"signatures {protocol.SERVING_SIGNATURE} and {protocol.ENCODED_SIGNATURE} use "
+               f"the default camera; {protocol.CAMERA_SIGNATURE} and "
+               f"{protocol.ENCODED_CAMERA_SIGNATURE} take the camera input")
+  else:
+    default = (f"the camera input of {protocol.SERVING_SIGNATURE} is required (TFLite has no "
+               "optional inputs): pass the default camera when the photo's is unknown")
+  return {"name": protocol.CAMERA_INPUT, "dtype": "float32", "shape": f"[{batch}, 4]",
+          "fields": list(protocol.CAMERA_FIELDS), "units": list(protocol.CAMERA_UNITS),
+          "default": [float(v) for v in serving.default_camera], "default_use": default}
+
+
 def export_saved_model(model, metadata: artifacts.Metadata | None, base_dir: str | os.PathLike, *,
                        version: int | None = None, samples: int | None = None,
                        source: str | None = None) -> str:
@@ -126,18 +159,25 @@ def export_saved_model(model, metadata: artifacts.Metadata | None, base_dir: str
   try:
     tf.saved_model.save(graph.ExportModule(model), staging, signatures=signatures)
     outputs = list(serving.output_names)
+    images_spec = f"{protocol.IMAGES_INPUT}: uint8 [batch, height, width, 3]"
+    encoded_spec = f"{protocol.ENCODED_INPUT}: string [batch] (JPEG/PNG, one size)"
+    default = " (default camera)" if serving.camera_aware else ""
     info = {
         "format": "saved_model", "name": name, "version": version, "samples": samples,
         "uncertainty": _uncertainty(model, samples),
-        "outputs": outputs, "source": source,
+        "outputs": outputs, "source": source, "camera_aware": serving.camera_aware,
         "signatures": {
-            protocol.SERVING_SIGNATURE: {
-                "input": f"{protocol.IMAGES_INPUT}: uint8 [batch, height, width, 3]",
-                "outputs": _output_spec(outputs)},
-            protocol.ENCODED_SIGNATURE: {
-                "input": f"{protocol.ENCODED_INPUT}: string [batch] (JPEG/PNG, one size)",
-                "outputs": _output_spec(outputs)}},
+            protocol.SERVING_SIGNATURE: {"input": images_spec + default,
+                                         "outputs": _output_spec(outputs)},
+            protocol.ENCODED_SIGNATURE: {"input": encoded_spec + default,
+                                         "outputs": _output_spec(outputs)}},
     }
+    if serving.camera_aware:
+      info["signatures"][protocol.CAMERA_SIGNATURE] = {
+          "input": f"{images_spec}, {_camera_spec()}", "outputs": _output_spec(outputs)}
+      info["signatures"][protocol.ENCODED_CAMERA_SIGNATURE] = {
+          "input": f"{encoded_spec}, {_camera_spec()}", "outputs": _output_spec(outputs)}
+      info["camera_input"] = camera_input_info(serving, "saved_model")
     _write_metadata(layout.metadata_file(staging, "saved_model"), metadata, info)
     layout.publish(staging, target)
   except BaseException:
@@ -182,7 +222,9 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
       None for any size and batch.
     calibration_images: int8 only: uint8 ``[N, H, W, 3]`` inputs as the model
       sees them (``H, W`` = ``input_size`` for a fixed-size model), e.g.
-      :func:`d3tf.data.calibration.calibration_images`.
+      :func:`d3tf.data.calibration.calibration_images`. A camera-aware model
+      is calibrated with its default camera beside each image (its camera
+      branch and thin-lens head stay in float, whatever the camera).
 
   Returns:
     ``(flatbuffer bytes, sorted op names of the model)``.
@@ -219,11 +261,16 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
 
       def representative():
         for image in images:
-          yield {protocol.IMAGES_INPUT: image[None]}
+          if serving.camera_aware:
+            yield {protocol.IMAGES_INPUT: image[None],
+                   protocol.CAMERA_INPUT: serving.default_camera[None]}
+          else:
+            yield {protocol.IMAGES_INPUT: image[None]}
 
       # Nodes to keep in float, named in the float conversion (the same graph).
-      float_nodes = (_float_layer_nodes(_convert(converter.convert))
-                     if any(_FLOAT_LAYER_NODES.search(f"/{layer.name}/") for layer in model.layers)
+      pattern = _CAMERA_AWARE_FLOAT_NODES if serving.camera_aware else _FLOAT_LAYER_NODES
+      float_nodes = (_float_layer_nodes(_convert(converter.convert), pattern)
+                     if any(pattern.search(f"/{layer.name}/") for layer in model.layers)
                      else [])
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       converter.representative_dataset = representative
@@ -269,11 +316,12 @@ def _check_calibration(images, input_size: tuple[int, int] | None) -> np.ndarray
   return images
 
 
-def _float_layer_nodes(flatbuffer: bytes) -> list[str]:
+def _float_layer_nodes(flatbuffer: bytes, pattern: re.Pattern = _FLOAT_LAYER_NODES
+                       ) -> list[str]:
   """Names of a float TFLite model's tensors made by the layers int8 keeps in float."""
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   return sorted({detail["name"] for detail in Interpreter(model_content=flatbuffer)
-                 .get_tensor_details() if _FLOAT_LAYER_NODES.search(detail["name"])})
+                 .get_tensor_details() if pattern.search(detail["name"])})
 
 
 def _convert(convert: Callable[[], bytes]) -> bytes:
@@ -333,13 +381,20 @@ def export_tflite(model, metadata: artifacts.Metadata | None, base_dir: str | os
   size_text = "any" if input_size is None else f"{input_size[0]}x{input_size[1]}"
   shape = "[batch, height, width, 3]" if input_size is None else f"[1, {input_size[0]}, " \
       f"{input_size[1]}, 3]"
+  serving = _serving_graph(model, metadata, samples)
+  batch = "batch" if input_size is None else "1"
+  input_spec = f"{protocol.IMAGES_INPUT}: uint8 {shape}"
+  if serving.camera_aware:
+    input_spec += f", {_camera_spec(batch)} (required; the default camera is in the metadata)"
   info = {
       "format": "tflite", "name": name, "version": version, "samples": samples,
       "uncertainty": _uncertainty(model, samples),
       "outputs": outputs, "source": source, "quantize": quantize, "input_size": size_text,
-      "ops": ops, "signatures": {protocol.SERVING_SIGNATURE: {
-          "input": f"{protocol.IMAGES_INPUT}: uint8 {shape}", "outputs": _output_spec(outputs)}},
+      "ops": ops, "camera_aware": serving.camera_aware, "signatures": {
+          protocol.SERVING_SIGNATURE: {"input": input_spec, "outputs": _output_spec(outputs)}},
   }
+  if serving.camera_aware:
+    info["camera_input"] = camera_input_info(serving, "tflite", batch)
   if quantize == "int8":
     info["calibration"] = f"{len(calibration_images)} {calibration_source}"
   staging = layout.staging_dir(base_dir, version)
