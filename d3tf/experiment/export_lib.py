@@ -32,7 +32,7 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
 
   A camera-aware model (``docs/any_camera.md``) is exported with the camera as
   an input, its metadata's camera as the default (:mod:`d3tf.serving.graph`);
-  int8 calibration renders and feeds that default camera.
+  its int8 quantisation is refused (:func:`d3tf.serving.exporter.check_quantization`).
 
   Returns:
     The path of the export's version folder (or ``.tflite`` file).
@@ -48,6 +48,8 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
   metadata = artifacts.read_metadata(path)
   logging.info("Exporting %s: %s", path, metadata.describe())
   calibration = None
+  if fmt == "tflite":
+    exporter.check_quantization(keras_model, quantize)  # Before the calibration renders.
   if fmt == "tflite" and quantize == "int8":
     size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
     calibration = calibration_lib.calibration_images(
