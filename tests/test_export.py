@@ -509,6 +509,8 @@ def test_camera_aware_saved_model_takes_a_camera_and_defaults_to_the_metadata_ca
   assert tuple(camera_input["fields"]) == camera_range.VECTOR_FIELDS == protocol.CAMERA_FIELDS
   np.testing.assert_allclose(camera_input["default"], camera_range.camera_vector(meta.camera))
   assert "camera: float32 [batch, 4]" in info["signatures"]["serving_camera"]["input"]
+  described = artifacts.describe_export(*artifacts.read_export(str(camera_aware_export)))
+  assert "Camera-aware: input camera float32 [batch, 4] (focal_length_mm, f_number" in described
 
   predictor = inference.load_predictor(str(camera_aware_export))  # The export predictor.
   assert predictor.camera_aware and predictor.kind == "saved_model"
