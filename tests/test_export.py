@@ -552,3 +552,21 @@ def test_camera_aware_int8_is_refused_before_calibration(camera_aware_model_dir,
     export_lib.run_export(str(camera_aware_model_dir), "anycam", export_dir=str(tmp_path),
                           fmt="tflite", quantize="int8", samples=1)
   assert not (tmp_path / "anycam").exists()
+
+
+def test_camera_aware_mc_samples_repeat_each_images_camera(camera_aware_model_dir):
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  model, path = inference.load_model(camera_aware_model_dir)
+  serving = graph.ServingGraph.for_model(model, artifacts.read_metadata(path), 8)
+  image = _images(1, 32, 32)
+  images = np.concatenate([image, image])
+  cameras = np.stack([camera_range.camera_vector(c) for c in (Camera.nyu(2.0), _FAR)])
+  function = serving._traced(serving.depth_outputs,  # pylint: disable=protected-access
+                             [tf.TensorSpec([None, None, None, 3], tf.uint8),
+                              tf.TensorSpec([None, 4], tf.float32)])
+  out = {k: v.numpy() for k, v in function(tf.constant(images), tf.constant(cameras)).items()}
+  assert set(out) == {"depth", "depth_std", "epistemic_std"}
+  near, far = _keras_depth(model, image, Camera.nyu(2.0)), _keras_depth(model, image, _FAR)
+  # Each image's samples got its own camera: image 1's mean lies near the far camera's depth.
+  assert np.abs(out["depth"][1] - far[0]).mean() < np.abs(out["depth"][1] - near[0]).mean()
+  assert np.abs(out["depth"][0] - near[0]).mean() < np.abs(out["depth"][0] - far[0]).mean()
