@@ -117,7 +117,8 @@ def camera_input_info(serving, fmt: str, batch: str = "batch") -> dict:
                "optional inputs): pass the default camera when the photo's is unknown")
   return {"name": protocol.CAMERA_INPUT, "dtype": "float32", "shape": f"[{batch}, 4]",
           "fields": list(protocol.CAMERA_FIELDS), "units": list(protocol.CAMERA_UNITS),
-          "default": [float(v) for v in serving.default_camera], "default_use": default}
+          "default": [round(float(v), 6) for v in serving.default_camera],
+          "default_use": default}
 
 
 def export_saved_model(model, metadata: artifacts.Metadata | None, base_dir: str | os.PathLike, *,
