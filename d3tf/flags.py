@@ -209,7 +209,8 @@ def define_model_source_flags() -> None:
   flags.DEFINE_string(
       "model", None, "Trained model: a model_dir of d3tf.train (model.keras, else best.keras), "
       "a .keras file with d3tf_metadata.json beside it, or (predict) an export of d3tf.export "
-      "(a SavedModel version folder, a model's export folder, or a .tflite file).")
+      "(a SavedModel version folder, a model's export folder, or a .tflite file). predict "
+      "without --model: the shipped camera-aware model savedmodels/d3tf_anycamera/<latest>.")
   flags.DEFINE_enum("checkpoint", "auto", list(model_dir.CHECKPOINTS),
                     model_dir.CHECKPOINT_HELP)
   flags.DEFINE_integer(

@@ -35,8 +35,18 @@ warning says where a photo's camera differs from the model's.
 ``--camera_from_exif=require`` refuses a photo whose value comes from neither
 a flag nor the photo; ``--camera_from_exif=off`` does not read the EXIF.
 
+A camera-aware model (or its export) takes each photo's camera as an input
+instead (docs/any_camera.md): no fallback to the model's camera there, a photo
+whose camera is incomplete is refused naming the missing value's flag.
+
+Without ``--model``, predict uses the shipped camera-aware model,
+``savedmodels/d3tf_anycamera/<latest version>`` of the repository (logged;
+``$D3TF_SAVEDMODELS`` names another folder holding ``d3tf_anycamera/``), and
+refuses, naming the path, where it is absent.
+
 Examples::
 
+  python -m d3tf.predict photo.jpg --focus_distance_m=1.5   # the shipped camera-aware model
   python -m d3tf.predict IMG_*.JPG --model=runs/dfd_finetune --output_dir=depth
   python -m d3tf.predict --model=runs/nyu_focus2m --images=photos/ --output_dir=depth
   python -m d3tf.predict --model=runs/dfd_finetune/best.keras 'shots/*.JPG' \
@@ -45,7 +55,6 @@ Examples::
 
 from __future__ import annotations
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -56,12 +65,11 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if not FLAGS.model:
-    raise app.UsageError("--model is required (a model_dir, a .keras file or an export)")
   from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   from d3tf.experiment import predict_lib  # pylint: disable=g-import-not-at-top
   try:
+    model = FLAGS.model or predict_lib.default_model_path()  # Logs the default it takes.
     paths = predict_lib.list_photos(flags_lib.photo_arguments_from_flags(argv[1:]))
     camera = flags_lib.camera_config_from_flags("model")
     from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
@@ -71,7 +79,7 @@ def main(argv):
       tiling.tile_side(FLAGS.max_tile_pixels)  # A budget below 32x32 is refused now.
     photo_cameras = predict_lib.read_photo_cameras(
         paths, camera, flags_lib.camera_from_exif_from_flags())
-    predictor = inference.load_predictor(FLAGS.model, checkpoint=FLAGS.checkpoint)
+    predictor = inference.load_predictor(model, checkpoint=FLAGS.checkpoint)
     logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
     if photo_cameras is None:  # --camera=none: all-in-focus photos.
       if getattr(predictor, "camera_aware", False):

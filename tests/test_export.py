@@ -460,3 +460,113 @@ def test_export_cli_numbers_versions_and_inspect_prints_the_camera(model_dir, tm
   assert "Training data: procedural" in log and "Samples per prediction: 2 (mc_dropout)" in log
   result, log = _run(["d3tf.export", f"--inspect={tmp_path}"])
   assert result.returncode != 0 and f"{tmp_path}: no d3tf export there" in log
+
+
+# ------------------------------------------------------------ camera-aware
+_FAR = Camera.nyu(8.0)  # The default camera is NYU focused at 2 m (conftest).
+
+
+def _keras_depth(model, images, camera):
+  """The Keras model's depth for uint8 images of a multiple of 32 and one camera."""
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  vectors = np.repeat(camera_range.camera_vector(camera)[None], len(images), axis=0)
+  return model({"image": images.astype(np.float32) / 255.0, "camera": vectors},
+               training=False).numpy()[..., 0]
+
+
+def test_camera_aware_saved_model_takes_a_camera_and_defaults_to_the_metadata_camera(
+    camera_aware_model_dir, camera_aware_export):
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  model, path = inference.load_model(camera_aware_model_dir)
+  meta = artifacts.read_metadata(path)
+  images = _images(2, 64, 64)
+  loaded = tf.saved_model.load(str(camera_aware_export))
+  assert set(loaded.signatures) == {"serving_default", "predict_encoded", "serving_camera",
+                                    "predict_encoded_camera"}
+  far_vectors = np.repeat(camera_range.camera_vector(_FAR)[None], 2, axis=0)
+  with_camera = loaded.signatures["serving_camera"](
+      images=tf.constant(images), camera=tf.constant(far_vectors))["depth"].numpy()
+  default = _serve(camera_aware_export, images)["depth"]
+  np.testing.assert_allclose(with_camera, _keras_depth(model, images, _FAR), atol=1e-5)
+  np.testing.assert_allclose(default, _keras_depth(model, images, meta.camera), atol=1e-5)
+  assert np.abs(with_camera - default).mean() > 0.05  # The camera changes the depth.
+  encoded = loaded.signatures["predict_encoded_camera"](
+      image_bytes=tf.constant([_encode(image) for image in images]),
+      camera=tf.constant(far_vectors))["depth"].numpy()
+  np.testing.assert_allclose(encoded, with_camera, atol=1e-5)
+  # The camera is checked in the graph: one row per image, plausible values.
+  with pytest.raises(tf.errors.InvalidArgumentError, match="number of rows"):
+    loaded.signatures["serving_camera"](images=tf.constant(images),
+                                        camera=tf.constant(far_vectors[:1]))
+  with pytest.raises(tf.errors.InvalidArgumentError, match="finite and positive"):
+    loaded.signatures["serving_camera"](images=tf.constant(images),
+                                        camera=tf.constant(-far_vectors))
+
+  info = artifacts.read_export(str(camera_aware_export))[1].export
+  assert info["camera_aware"] is True
+  camera_input = info["camera_input"]
+  assert camera_input["name"] == "camera" and camera_input["shape"] == "[batch, 4]"
+  assert tuple(camera_input["fields"]) == camera_range.VECTOR_FIELDS == protocol.CAMERA_FIELDS
+  np.testing.assert_allclose(camera_input["default"], camera_range.camera_vector(meta.camera))
+  assert "camera: float32 [batch, 4]" in info["signatures"]["serving_camera"]["input"]
+  described = artifacts.describe_export(*artifacts.read_export(str(camera_aware_export)))
+  assert "Camera-aware: input camera float32 [batch, 4] (focal_length_mm, f_number" in described
+
+  predictor = inference.load_predictor(str(camera_aware_export))  # The export predictor.
+  assert predictor.camera_aware and predictor.kind == "saved_model"
+  odd = _images(2, 40, 50, seed=1)  # Padded in the graph as the Keras predictor pads.
+  keras_predictor = inference.load_predictor(str(camera_aware_model_dir))
+  np.testing.assert_allclose(predictor.predict(odd, camera=_FAR)["depth"],
+                             keras_predictor.predict(odd, camera=_FAR)["depth"], atol=1e-5)
+  np.testing.assert_allclose(predictor.predict(odd)["depth"],
+                             keras_predictor.predict(odd)["depth"], atol=1e-5)
+  with pytest.raises(ValueError, match="focus distance"):
+    predictor.predict(odd, camera=[15.0, 2.8, 5.6, 0.01])
+
+
+def test_camera_aware_tflite_has_a_camera_input(camera_aware_model_dir, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+  from d3tf.experiment import export_lib  # pylint: disable=g-import-not-at-top
+  model, _ = inference.load_model(camera_aware_model_dir)
+  path = export_lib.run_export(str(camera_aware_model_dir), "anycam", export_dir=str(tmp_path),
+                               fmt="tflite", samples=1)
+  predictor = inference.load_predictor(path)
+  assert predictor.kind == "tflite" and predictor.camera_aware
+  details = predictor._runner.get_input_details()  # pylint: disable=protected-access
+  assert set(details) == {"images", "camera"}
+  assert details["camera"]["dtype"] == np.float32
+  assert list(details["camera"]["shape_signature"]) == [-1, 4]
+  images = _images(1, 64, 64)
+  far = predictor.predict(images, camera=_FAR)["depth"]
+  default = predictor.predict(images)["depth"]  # The metadata's camera, filled in.
+  np.testing.assert_allclose(far, _keras_depth(model, images, _FAR), atol=1e-4)
+  np.testing.assert_allclose(default, _keras_depth(model, images, Camera.nyu(2.0)), atol=1e-4)
+  assert np.abs(far - default).mean() > 0.05
+  info = artifacts.read_export(path)[1].export
+  assert info["camera_aware"] and info["camera_input"]["shape"] == "[batch, 4]"
+
+
+def test_camera_aware_int8_is_refused_before_calibration(camera_aware_model_dir, tmp_path):
+  from d3tf.experiment import export_lib  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="int8 of a camera-aware model.*float32 or float16"):
+    export_lib.run_export(str(camera_aware_model_dir), "anycam", export_dir=str(tmp_path),
+                          fmt="tflite", quantize="int8", samples=1)
+  assert not (tmp_path / "anycam").exists()
+
+
+def test_camera_aware_mc_samples_repeat_each_images_camera(camera_aware_model_dir):
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  model, path = inference.load_model(camera_aware_model_dir)
+  serving = graph.ServingGraph.for_model(model, artifacts.read_metadata(path), 8)
+  image = _images(1, 32, 32)
+  images = np.concatenate([image, image])
+  cameras = np.stack([camera_range.camera_vector(c) for c in (Camera.nyu(2.0), _FAR)])
+  function = serving._traced(serving.depth_outputs,  # pylint: disable=protected-access
+                             [tf.TensorSpec([None, None, None, 3], tf.uint8),
+                              tf.TensorSpec([None, 4], tf.float32)])
+  out = {k: v.numpy() for k, v in function(tf.constant(images), tf.constant(cameras)).items()}
+  assert set(out) == {"depth", "depth_std", "epistemic_std"}
+  near, far = _keras_depth(model, image, Camera.nyu(2.0)), _keras_depth(model, image, _FAR)
+  # Each image's samples got its own camera: image 1's mean lies near the far camera's depth.
+  assert np.abs(out["depth"][1] - far[0]).mean() < np.abs(out["depth"][1] - near[0]).mean()
+  assert np.abs(out["depth"][0] - near[0]).mean() < np.abs(out["depth"][0] - far[0]).mean()

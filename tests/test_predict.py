@@ -158,3 +158,59 @@ def test_predict_from_saved_model_and_tflite_exports(model_dir, photos, tmp_path
         "focal length 15 mm, f-number 2.8, pixel pitch 5.6 um, focus distance 2 m")
     depth[kind] = np.load(out / "wide_depth.npy")
   np.testing.assert_allclose(depth["tflite"], depth["saved_model"], atol=1e-4)
+
+
+# ------------------------------------------- the default model: camera-aware, shipped
+def _default_models_folder(tmp_path, camera_aware_export):
+  """A savedmodels folder holding d3tf_anycamera/1 and /3 (links to the tiny export)."""
+  base = tmp_path / "savedmodels" / predict_lib.DEFAULT_MODEL_NAME
+  base.mkdir(parents=True)
+  (base / "1").symlink_to(camera_aware_export, target_is_directory=True)
+  (base / "3").symlink_to(camera_aware_export, target_is_directory=True)
+  (base / "7").mkdir()  # No saved_model.pb: not a version to take.
+  return base.parent
+
+
+def test_default_model_is_the_latest_shipped_camera_aware_export(tmp_path, camera_aware_export,
+                                                                 monkeypatch, caplog):
+  monkeypatch.setenv(predict_lib.SAVEDMODELS_ENV, str(tmp_path / "absent"))
+  with pytest.raises(FileNotFoundError, match=r"(?s)No --model given.*"
+                     r"absent/d3tf_anycamera is absent.*Pass --model=PATH"):
+    predict_lib.default_model_path()
+  folder = _default_models_folder(tmp_path, camera_aware_export)
+  monkeypatch.setenv(predict_lib.SAVEDMODELS_ENV, str(folder))
+  caplog.set_level("INFO", logger="absl")
+  path = predict_lib.default_model_path()
+  assert path == str(folder / "d3tf_anycamera" / "3")
+  assert (f"No --model given: using the camera-aware model {path} (any camera; camera from each "
+          "photo's EXIF or the flags)") in caplog.text
+  monkeypatch.delenv(predict_lib.SAVEDMODELS_ENV)  # The repository's own savedmodels/.
+  assert predict_lib.savedmodels_dir() == _REPO / "savedmodels"
+
+
+def test_cli_without_model_predicts_with_the_default_model_and_each_photos_camera(
+    tmp_path, camera_aware_export):
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+  folder = _default_models_folder(tmp_path, camera_aware_export)
+  image = np.random.default_rng(2).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+  Image.fromarray(image).save(tmp_path / "photo.png")
+  env = dict(_env(), **{predict_lib.SAVEDMODELS_ENV: str(folder)})
+  args = [str(tmp_path / "photo.png"), "--focal_length_mm=15", "--f_number=2.8",
+          "--pixel_pitch_um=5.6", "--focus_distance_m=8", f"--output_dir={tmp_path / 'out'}"]
+  result = subprocess.run([sys.executable, "-m", "d3tf.predict", *args], cwd=_REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+  log = result.stdout + result.stderr
+  assert result.returncode == 0, log
+  assert "No --model given: using the camera-aware model" in log
+  depth = np.load(tmp_path / "out" / "photo_depth.npy")
+  export = inference.load_predictor(str(camera_aware_export))
+  np.testing.assert_allclose(depth, export.predict(image, camera=Camera.nyu(8.0))["depth"][0],
+                             atol=1e-5)  # The photo's camera (the flags), not the default.
+  assert np.abs(depth - export.predict(image)["depth"][0]).mean() > 0.05
+  # Without the default model: refused, naming the folder and --model.
+  env[predict_lib.SAVEDMODELS_ENV] = str(tmp_path / "absent")
+  result = subprocess.run([sys.executable, "-m", "d3tf.predict", *args], cwd=_REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+  log = result.stdout + result.stderr
+  assert result.returncode != 0 and "d3tf_anycamera is absent" in log and "--model=PATH" in log

@@ -163,15 +163,15 @@ def test_grpc_errors_client_and_server_side(grpc_server, expected):
       client.predict(np.zeros((40, 50), np.uint8))
     with pytest.raises(ValueError, match="encoded image 0 is not a JPEG"):
       client.predict_encoded(b"\x00\x01")
-    request = client._request(protocol.SERVING_SIGNATURE, protocol.IMAGES_INPUT,  # pylint: disable=protected-access
-                              images[..., :1])
+    request = client._request(protocol.SERVING_SIGNATURE,  # pylint: disable=protected-access
+                              {protocol.IMAGES_INPUT: images[..., :1]})
     with pytest.raises(protocol.ServingError, match="(?s)INVALID_ARGUMENT.*channels are not 3"):
       client.predict_raw(request)
-    request = client._request(protocol.SERVING_SIGNATURE, protocol.IMAGES_INPUT,  # pylint: disable=protected-access
-                              images.astype(np.float32))
+    request = client._request(protocol.SERVING_SIGNATURE,  # pylint: disable=protected-access
+                              {protocol.IMAGES_INPUT: images.astype(np.float32)})
     with pytest.raises(protocol.ServingError, match="(?s)INVALID_ARGUMENT.*uint8 but float32 is provided"):
       client.predict_raw(request)
-    request = client._request(protocol.SERVING_SIGNATURE, "image", images)  # pylint: disable=protected-access
+    request = client._request(protocol.SERVING_SIGNATURE, {"image": images})  # pylint: disable=protected-access
     with pytest.raises(protocol.ServingError, match="(?s)alias not found.*image.*{images}"):
       client.predict_raw(request)
   with grpc_client.GrpcClient(grpc_server.target, "tiny", version=3) as client:
@@ -196,3 +196,44 @@ def test_rest_double_reads_named_and_unnamed_inputs():
   columns, _ = testing._rest_inputs(  # pylint: disable=protected-access
       {"inputs": {"images": pixel, "scale": [0.5]}}, two)
   assert columns["scale"].dtype == np.float32 and columns["scale"].tolist() == [0.5]
+
+
+# ------------------------------------------------------------ camera-aware
+def test_clients_send_the_camera_to_a_camera_aware_export(camera_aware_model_dir,
+                                                          camera_aware_export):
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  images = _images(2, 40, 50)
+  far = Camera.nyu(8.0)  # The export's default camera is NYU at 2 m.
+  keras_predictor = inference.load_predictor(str(camera_aware_model_dir))
+  expected_far = keras_predictor.predict(images, camera=far)["depth"]
+  expected_default = keras_predictor.predict(images)["depth"]
+  assert np.abs(expected_far - expected_default).mean() > 0.05
+  per_image = [[15.0, 2.8, 5.6, 2.0], [15.0, 2.8, 5.6, 8.0]]  # Image 0 at 2 m, image 1 at 8 m.
+  models = {"anycam": str(camera_aware_export.parent)}
+  with testing.RestServingDouble(models) as server:
+    client = rest_client.RestClient(server.url, "anycam")
+    for request_format in rest_client.REQUEST_FORMATS:
+      out = client.predict(images, camera=far, request_format=request_format)
+      np.testing.assert_allclose(out["depth"], expected_far, atol=1e-5)
+    np.testing.assert_allclose(client.predict(images)["depth"], expected_default, atol=1e-5)
+    mixed = client.predict(images, camera=per_image)["depth"]
+    np.testing.assert_allclose(mixed[0], expected_default[0], atol=1e-5)
+    np.testing.assert_allclose(mixed[1], expected_far[1], atol=1e-5)
+    encoded = client.predict_encoded([_png(image) for image in images], camera=far)
+    np.testing.assert_allclose(encoded["depth"], expected_far, atol=1e-5)
+    with pytest.raises(ValueError, match=r"one per image \[2, 4\]"):
+      client.predict(images, camera=[[15.0, 2.8, 5.6, 2.0]] * 3)  # Refused before sending.
+    with pytest.raises(protocol.ServingError, match="(?s)HTTP 400.*alias not found.*camera"):
+      client.predict_raw({"signature_name": "serving_default", "instances": [
+          {"images": images[0].tolist(), "camera": per_image[0]}]})  # No camera there.
+  with testing.GrpcServingDouble(models) as server:
+    with grpc_client.GrpcClient(server.target, "anycam") as client:
+      np.testing.assert_allclose(client.predict(images, camera=far)["depth"], expected_far,
+                                 atol=1e-5)
+      np.testing.assert_allclose(client.predict(images)["depth"], expected_default, atol=1e-5)
+      encoded = client.predict_encoded([_png(image) for image in images], camera=per_image)
+      np.testing.assert_allclose(encoded["depth"][1], expected_far[1], atol=1e-5)
+      request = client._request("serving_camera", {  # pylint: disable=protected-access
+          "images": images, "camera": np.asarray(per_image[:1], np.float32)})
+      with pytest.raises(protocol.ServingError, match="(?s)INVALID_ARGUMENT.*number of rows"):
+        client.predict_raw(request)

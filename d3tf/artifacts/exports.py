@@ -238,6 +238,11 @@ def describe_export(ref: ExportRef, meta: Metadata) -> str:
   samples = info.get("samples", 1)
   lines.append(f"Samples per prediction: {samples}"
                + (f" ({info.get('uncertainty')})" if samples > 1 else " (deterministic)"))
+  camera_input = info.get("camera_input")
+  if info.get("camera_aware") and camera_input:  # docs/any_camera.md#export-and-serving
+    lines.append(f"Camera-aware: input {camera_input['name']} {camera_input['dtype']} "
+                 f"{camera_input['shape']} ({', '.join(camera_input['fields'])}); the camera "
+                 f"above is the default, {camera_input['default']}: {camera_input['default_use']}")
   for signature, spec in (info.get("signatures") or {}).items():
     lines.append(f"Signature {signature}: {spec['input']} -> {', '.join(spec['outputs'])}")
   if ref.kind == "tflite":

@@ -30,6 +30,10 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
     checkpoint: "auto", "final" or "best" of a model_dir.
     calibration_examples: int8: procedural scenes that calibrate it.
 
+  A camera-aware model (``docs/any_camera.md``) is exported with the camera as
+  an input, its metadata's camera as the default (:mod:`d3tf.serving.graph`);
+  its int8 quantisation is refused (:func:`d3tf.serving.exporter.check_quantization`).
+
   Returns:
     The path of the export's version folder (or ``.tflite`` file).
   """
@@ -41,13 +45,11 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
   if version is not None:  # Refuse an existing version before any work.
     artifacts.exports.version_dir(base, version, name)
   keras_model, path = inference.load_model(model, checkpoint)
-  if isinstance(keras_model.input, dict) and "camera" in keras_model.input:
-    raise ValueError(f"{path} is a camera-aware model (inputs image and camera): its export, "
-                     "with the camera as a serving input, is not implemented yet "
-                     "(docs/any_camera.md#not-done-yet)")
   metadata = artifacts.read_metadata(path)
   logging.info("Exporting %s: %s", path, metadata.describe())
   calibration = None
+  if fmt == "tflite":
+    exporter.check_quantization(keras_model, quantize)  # Before the calibration renders.
   if fmt == "tflite" and quantize == "int8":
     size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
     calibration = calibration_lib.calibration_images(

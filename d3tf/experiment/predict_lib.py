@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import pathlib
 from typing import Any
 
 from absl import logging
@@ -21,6 +22,53 @@ _STD_OUTPUTS = (("depth_std", "total depth std (m)"), ("epistemic_std", "epistem
 #: --camera_from_exif: use the EXIF where no flag states a value ("auto"), insist that each
 #: value comes from a flag or the photo ("require"), or do not read it ("off").
 EXIF_MODES = ("auto", "require", "off")
+#: The model ``python -m d3tf.predict`` uses without ``--model``: the shipped camera-aware
+#: export ``savedmodels/d3tf_anycamera/<latest version>`` (docs/any_camera.md).
+DEFAULT_MODEL_NAME = "d3tf_anycamera"
+#: Environment variable naming another exports folder to find the default model in (instead
+#: of ``<repository root>/savedmodels``), e.g. for tests.
+SAVEDMODELS_ENV = "D3TF_SAVEDMODELS"
+
+
+def repository_root() -> pathlib.Path:
+  """The d3tf repository's root folder (the parent of the ``d3tf`` package)."""
+  return pathlib.Path(__file__).resolve().parents[2]
+
+
+def savedmodels_dir() -> pathlib.Path:
+  """The exports folder of the default model: ``$D3TF_SAVEDMODELS``, else ``<repo>/savedmodels``."""
+  override = os.environ.get(SAVEDMODELS_ENV)
+  return pathlib.Path(override) if override else repository_root() / "savedmodels"
+
+
+def default_model_path() -> str:
+  """The model of ``python -m d3tf.predict`` without ``--model``, logged as such.
+
+  The latest SavedModel version of :data:`DEFAULT_MODEL_NAME` in
+  :func:`savedmodels_dir`: the shipped camera-aware model, which takes each photo's camera
+  (EXIF or the camera flags).
+
+  Raises:
+    FileNotFoundError: no SavedModel version there, naming the folder and ``--model``.
+  """
+  from d3tf import artifacts  # pylint: disable=g-import-not-at-top
+  base = savedmodels_dir() / DEFAULT_MODEL_NAME
+  versions = [v for v in artifacts.list_versions(base)
+              if (base / str(v) / artifacts.exports.SAVED_MODEL_FILENAME).is_file()]
+  if not versions:
+    raise FileNotFoundError(
+        f"No --model given, and the default camera-aware model {base} is absent (no SavedModel "
+        f"version folder with {artifacts.exports.SAVED_MODEL_FILENAME} in it). Pass "
+        "--model=PATH: a model_dir of d3tf.train, a .keras file, or an export of d3tf.export "
+        f"(or set ${SAVEDMODELS_ENV} to a folder holding {DEFAULT_MODEL_NAME}/<version>)")
+  path = base / str(versions[-1])
+  try:
+    shown = path.relative_to(repository_root())
+  except ValueError:
+    shown = path
+  logging.info("No --model given: using the camera-aware model %s (any camera; camera from each "
+               "photo's EXIF or the flags)", shown)
+  return str(path)
 
 
 def list_inputs(pattern: str, argument: str | None = None) -> list[str]:

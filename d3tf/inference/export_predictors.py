@@ -9,6 +9,13 @@ and the attributes ``metadata``, ``camera``, ``input_kind`` and ``path``
 An export draws a fixed number of Monte-Carlo samples T (chosen at export);
 ``predict`` accepts ``samples=None`` or T, and ``samples=1`` (the default of
 d3tf's CLIs) gives the export's own output (logged when T > 1).
+
+The export of a camera-aware model (``camera_aware``, ``docs/any_camera.md``)
+takes ``predict(images, camera=...)`` as the Keras predictor does: a
+:class:`d3tf.optics.Camera`, a ``[4]`` vector or one per image ``[B, 4]``;
+without one, the export's default camera (its metadata's). The SavedModel
+runs ``serving_camera`` with a camera and ``serving_default`` without; the
+TFLite model always gets a camera input, the default one filled in here.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ class _ExportPredictor:
     input_kind: ``"defocus"`` or ``"sharp"``.
     samples: Monte-Carlo samples drawn per prediction (fixed at export).
     outputs: The output names.
+    camera_aware: The export takes each image's camera (``predict(...,
+      camera=...)``); its default camera is :attr:`default_camera_vector`.
+    default_camera_vector: float32 ``[4]`` (camera-aware exports), or None.
   """
 
   kind = ""
@@ -54,6 +64,16 @@ class _ExportPredictor:
     self.samples = int(info.get("samples", 1))
     self.outputs = tuple(info.get("outputs") or (protocol.DEPTH,))
     self._warned_samples = False
+    self.camera_aware = bool(info.get("camera_aware"))
+    self.default_camera_vector = None
+    if self.camera_aware:
+      default = (info.get("camera_input") or {}).get("default")
+      if default is None and metadata.camera is None:
+        raise ValueError(f"{ref.path}: a camera-aware export whose metadata has no default "
+                         f"camera ({ref.metadata_path}: export.camera_input.default)")
+      self.default_camera_vector = protocol.as_camera_vectors(
+          default if default is not None else metadata.camera, 1,
+          f"{ref.metadata_path}: the default camera")[0]
 
   def __repr__(self) -> str:
     return (f"{type(self).__name__}({self.path!r}: {self.metadata.describe()}, "
@@ -82,7 +102,16 @@ class _ExportPredictor:
     return {name: np.asarray(outputs[name], np.float32) for name in protocol.OUTPUTS
             if name in outputs}
 
-  def predict(self, images, samples: int | None = None) -> dict[str, np.ndarray]:
+  def _cameras(self, camera, batch: int) -> np.ndarray | None:
+    """The ``[batch, 4]`` camera input, or None (no camera given, or a one-camera export)."""
+    if not self.camera_aware:
+      if camera is not None:
+        raise ValueError(f"{self.path} does not take a camera (a one-camera model, trained on "
+                         "its metadata's camera); predict without camera=")
+      return None
+    return None if camera is None else protocol.as_camera_vectors(camera, batch)
+
+  def predict(self, images, samples: int | None = None, camera=None) -> dict[str, np.ndarray]:
     """Predicts depth in metres at the images' own size.
 
     Args:
@@ -90,20 +119,24 @@ class _ExportPredictor:
         uint8) RGB, ``[B, H, W, 3]`` or one ``[H, W, 3]`` image.
       samples: None or the export's number of samples (1 is accepted too
         when the export draws more: it gives the export's output).
+      camera: Camera-aware exports only: the images' camera (a
+        :class:`d3tf.optics.Camera`, a ``[4]`` vector of focal length mm,
+        f-number, pixel pitch um, focus distance m, or ``[B, 4]``); None:
+        the export's default camera.
 
     Returns:
       ``{"depth": float32 [B, H, W] metres}`` plus the export's uncertainty
       outputs (``"depth_std"``, ...), always batched.
 
     Raises:
-      ValueError: bad images or ``samples`` (see above), or (TFLite) a size
-        other than the model's fixed input size.
+      ValueError: bad images, ``samples`` or camera (see above), or (TFLite)
+        a size other than the model's fixed input size.
     """
     self._check_samples(samples)
     batch, _ = protocol.as_uint8_images(images)
-    return self._finish(self._predict(batch))
+    return self._finish(self._predict(batch, self._cameras(camera, len(batch))))
 
-  def _predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+  def _predict(self, batch: np.ndarray, cameras: np.ndarray | None) -> dict[str, np.ndarray]:
     raise NotImplementedError
 
 
@@ -135,15 +168,27 @@ class SavedModelPredictor(_ExportPredictor):
       raise ValueError(f"{ref.path}: the SavedModel has no '{protocol.SERVING_SIGNATURE}' "
                        f"signature (has {sorted(self.model.signatures)})")
     self._signature = self.model.signatures[protocol.SERVING_SIGNATURE]
+    self._camera_signature = None
+    if self.camera_aware:
+      if protocol.CAMERA_SIGNATURE not in self.model.signatures:
+        raise ValueError(f"{ref.path}: a camera-aware export without the "
+                         f"'{protocol.CAMERA_SIGNATURE}' signature (has "
+                         f"{sorted(self.model.signatures)})")
+      self._camera_signature = self.model.signatures[protocol.CAMERA_SIGNATURE]
 
-  def _predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+  def _predict(self, batch: np.ndarray, cameras: np.ndarray | None) -> dict[str, np.ndarray]:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     height, width = batch.shape[1:3]
     padded = round_up(height) * round_up(width)
     chunk = max(1, self.max_batch_pixels // (padded * self.samples))
     parts = []
     for start in range(0, len(batch), chunk):
-      out = self._signature(**{protocol.IMAGES_INPUT: tf.constant(batch[start:start + chunk])})
+      inputs = {protocol.IMAGES_INPUT: tf.constant(batch[start:start + chunk])}
+      if cameras is None:
+        out = self._signature(**inputs)
+      else:  # serving_camera: the given cameras.
+        inputs[protocol.CAMERA_INPUT] = tf.constant(cameras[start:start + chunk])
+        out = self._camera_signature(**inputs)
       parts.append({name: value.numpy() for name, value in out.items()})
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
@@ -179,14 +224,21 @@ class TFLitePredictor(_ExportPredictor):
     shape = [int(v) for v in details["shape_signature"]]
     self.input_size = None if -1 in shape[1:3] else (shape[1], shape[2])
 
-  def _predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+  def _predict(self, batch: np.ndarray, cameras: np.ndarray | None) -> dict[str, np.ndarray]:
     height, width = batch.shape[1:3]
     if self.input_size is not None and (height, width) != self.input_size:
       raise ValueError(f"{self.path} takes {self.input_size[0]}x{self.input_size[1]} images "
                        f"(fixed at export: --input_size), got {height}x{width}; crop or resize "
                        "the photos (for a defocus model, resizing changes the blur per pixel), "
                        "or export with --input_size=any")
-    parts = [self._runner(**{protocol.IMAGES_INPUT: image[None]}) for image in batch]
+    if self.camera_aware and cameras is None:  # TFLite has no optional input: the default.
+      cameras = protocol.as_camera_vectors(self.default_camera_vector, len(batch))
+    parts = []
+    for index, image in enumerate(batch):
+      inputs = {protocol.IMAGES_INPUT: image[None]}
+      if cameras is not None:
+        inputs[protocol.CAMERA_INPUT] = cameras[index:index + 1]
+      parts.append(self._runner(**inputs))
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 

@@ -43,6 +43,18 @@ def _blur_scale_px(camera):
   return f * f * s / (n * (s - f) * p), s
 
 
+def _asinh(x):
+  """``asinh(x)`` as ``sign(x) log(|x| + sqrt(x^2 + 1))``: TFLite builtin ops only.
+
+  TFLite has no ``ASINH`` builtin (a camera-aware model's TFLite export would
+  need a Flex op); the odd form avoids the cancellation of ``x + sqrt(x^2 +
+  1)`` for large negative ``x`` and equals ``tf.math.asinh`` to float32
+  rounding.
+  """
+  magnitude = ops.abs(x)
+  return ops.sign(x) * ops.log(magnitude + ops.sqrt(magnitude * magnitude + 1.0))
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class CameraFeatures(keras.layers.Layer):
   """Camera vector ``[B, 4]`` -> normalised features ``[B, len(depths) + 2]``.
@@ -66,7 +78,7 @@ class CameraFeatures(keras.layers.Layer):
     scale, focus = _blur_scale_px(camera)
     inverse_depths = ops.convert_to_tensor([1.0 / d for d in self.depths_m], "float32")
     curve = scale[:, None] * (1.0 / focus[:, None] - inverse_depths[None, :])
-    return ops.concatenate([ops.arcsinh(curve / 2.0), ops.log(scale)[:, None] / 4.0,
+    return ops.concatenate([_asinh(curve / 2.0), ops.log(scale)[:, None] / 4.0,
                             (1.0 / focus)[:, None]], axis=-1)
 
   def compute_output_shape(self, input_shape):

@@ -11,7 +11,10 @@ them from procedural scenes as the model's camera sees them).
 An export's ``d3tf_metadata.json`` is the model's training metadata with an
 ``export`` entry describing the export (format, version, samples, outputs,
 signatures, quantisation, input size, source model, d3tf version and time of
-export).
+export). A camera-aware model's export (``docs/any_camera.md``) also records
+``camera_aware: true`` and ``camera_input``: the camera input's name, dtype,
+shape, fields and units in order, and the default camera (the metadata's
+``camera``) as a vector, with which signatures use it.
 """
 
 from __future__ import annotations
@@ -91,6 +94,33 @@ def _output_spec(names) -> list[str]:
   return [f"{name}: float32 [batch, height, width]" for name in names]
 
 
+def _camera_spec(batch: str = "batch") -> str:
+  return (f"{protocol.CAMERA_INPUT}: float32 [{batch}, 4] "
+          f"({', '.join(protocol.CAMERA_FIELDS)})")
+
+
+def camera_input_info(serving, fmt: str, batch: str = "batch") -> dict:
+  """The ``camera_input`` entry of a camera-aware export's metadata.
+
+  Args:
+    serving: The export's :class:`d3tf.serving.graph.ServingGraph`.
+    fmt: ``"saved_model"`` or ``"tflite"``.
+    batch: The camera input's batch dimension as written (``"1"`` for a
+      fixed-size TFLite model).
+  """
+  if fmt == "saved_model":
+    default = (f"signatures {protocol.SERVING_SIGNATURE} and {protocol.ENCODED_SIGNATURE} use "
+               f"the default camera; {protocol.CAMERA_SIGNATURE} and "
+               f"{protocol.ENCODED_CAMERA_SIGNATURE} take the camera input")
+  else:
+    default = (f"the camera input of {protocol.SERVING_SIGNATURE} is required (TFLite has no "
+               "optional inputs): pass the default camera when the photo's is unknown")
+  return {"name": protocol.CAMERA_INPUT, "dtype": "float32", "shape": f"[{batch}, 4]",
+          "fields": list(protocol.CAMERA_FIELDS), "units": list(protocol.CAMERA_UNITS),
+          "default": [round(float(v), 6) for v in serving.default_camera],
+          "default_use": default}
+
+
 def export_saved_model(model, metadata: artifacts.Metadata | None, base_dir: str | os.PathLike, *,
                        version: int | None = None, samples: int | None = None,
                        source: str | None = None) -> str:
@@ -126,18 +156,25 @@ def export_saved_model(model, metadata: artifacts.Metadata | None, base_dir: str
   try:
     tf.saved_model.save(graph.ExportModule(model), staging, signatures=signatures)
     outputs = list(serving.output_names)
+    images_spec = f"{protocol.IMAGES_INPUT}: uint8 [batch, height, width, 3]"
+    encoded_spec = f"{protocol.ENCODED_INPUT}: string [batch] (JPEG/PNG, one size)"
+    default = " (default camera)" if serving.camera_aware else ""
     info = {
         "format": "saved_model", "name": name, "version": version, "samples": samples,
         "uncertainty": _uncertainty(model, samples),
-        "outputs": outputs, "source": source,
+        "outputs": outputs, "source": source, "camera_aware": serving.camera_aware,
         "signatures": {
-            protocol.SERVING_SIGNATURE: {
-                "input": f"{protocol.IMAGES_INPUT}: uint8 [batch, height, width, 3]",
-                "outputs": _output_spec(outputs)},
-            protocol.ENCODED_SIGNATURE: {
-                "input": f"{protocol.ENCODED_INPUT}: string [batch] (JPEG/PNG, one size)",
-                "outputs": _output_spec(outputs)}},
+            protocol.SERVING_SIGNATURE: {"input": images_spec + default,
+                                         "outputs": _output_spec(outputs)},
+            protocol.ENCODED_SIGNATURE: {"input": encoded_spec + default,
+                                         "outputs": _output_spec(outputs)}},
     }
+    if serving.camera_aware:
+      info["signatures"][protocol.CAMERA_SIGNATURE] = {
+          "input": f"{images_spec}, {_camera_spec()}", "outputs": _output_spec(outputs)}
+      info["signatures"][protocol.ENCODED_CAMERA_SIGNATURE] = {
+          "input": f"{encoded_spec}, {_camera_spec()}", "outputs": _output_spec(outputs)}
+      info["camera_input"] = camera_input_info(serving, "saved_model")
     _write_metadata(layout.metadata_file(staging, "saved_model"), metadata, info)
     layout.publish(staging, target)
   except BaseException:
@@ -189,14 +226,14 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
 
   Raises:
     ValueError: a bad ``quantize``, int8 without calibration images (or of
-      another size than ``input_size``), or a conversion that needs
-      non-builtin (Flex / custom) ops.
+      another size than ``input_size``), int8 of a camera-aware model (see
+      :func:`check_quantization`), or a conversion that needs non-builtin
+      (Flex / custom) ops.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
 
-  if quantize not in QUANTIZATIONS:
-    raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+  check_quantization(model, quantize)
   if quantize == "int8":
     images = _check_calibration(calibration_images, input_size)
   serving = _serving_graph(model, metadata, samples)
@@ -252,6 +289,26 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
     raise ValueError(f"TFLite conversion needs non-builtin ops {foreign}; d3tf exports builtin "
                      "ops only")
   return flatbuffer, ops
+
+
+def check_quantization(model, quantize: str) -> None:
+  """Refuses a bad ``quantize``, and int8 for a camera-aware model.
+
+  int8 of a camera-aware model is not supported: calibrated on the default
+  camera alone, the quantised model of a tiny test network returned one
+  constant depth (docs/any_camera.md#not-done-yet); float32 and float16 work.
+
+  Raises:
+    ValueError: naming the value and what to use instead.
+  """
+  from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
+  if quantize not in QUANTIZATIONS:
+    raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+  if quantize == "int8" and graph.is_camera_aware(model):
+    raise ValueError(f"--quantize=int8 of a camera-aware model (model "
+                     f"{getattr(model, 'name', '')!r}, inputs image and camera) is not supported "
+                     "yet: its calibration would need a range of cameras (docs/any_camera.md"
+                     "#not-done-yet); export with --quantize=float32 or float16")
 
 
 def _check_calibration(images, input_size: tuple[int, int] | None) -> np.ndarray:
@@ -333,13 +390,20 @@ def export_tflite(model, metadata: artifacts.Metadata | None, base_dir: str | os
   size_text = "any" if input_size is None else f"{input_size[0]}x{input_size[1]}"
   shape = "[batch, height, width, 3]" if input_size is None else f"[1, {input_size[0]}, " \
       f"{input_size[1]}, 3]"
+  serving = _serving_graph(model, metadata, samples)
+  batch = "batch" if input_size is None else "1"
+  input_spec = f"{protocol.IMAGES_INPUT}: uint8 {shape}"
+  if serving.camera_aware:
+    input_spec += f", {_camera_spec(batch)} (required; the default camera is in the metadata)"
   info = {
       "format": "tflite", "name": name, "version": version, "samples": samples,
       "uncertainty": _uncertainty(model, samples),
       "outputs": outputs, "source": source, "quantize": quantize, "input_size": size_text,
-      "ops": ops, "signatures": {protocol.SERVING_SIGNATURE: {
-          "input": f"{protocol.IMAGES_INPUT}: uint8 {shape}", "outputs": _output_spec(outputs)}},
+      "ops": ops, "camera_aware": serving.camera_aware, "signatures": {
+          protocol.SERVING_SIGNATURE: {"input": input_spec, "outputs": _output_spec(outputs)}},
   }
+  if serving.camera_aware:
+    info["camera_input"] = camera_input_info(serving, "tflite", batch)
   if quantize == "int8":
     info["calibration"] = f"{len(calibration_images)} {calibration_source}"
   staging = layout.staging_dir(base_dir, version)

@@ -23,6 +23,13 @@ depth as the Keras model:
   builtins);
 * crop back to the input size.
 
+A camera-aware model (inputs ``{"image", "camera"}``, ``docs/any_camera.md``)
+gets each image's camera vector ``[B, 4]`` beside the images: the signatures
+that take no camera use the default camera (the metadata's), a constant of the
+graph tiled to the batch; ``serving_camera`` and ``predict_encoded_camera``
+take it as the input ``camera``, repeated with its image for Monte-Carlo
+samples.
+
 With T > 1 the outputs are ``depth`` (the samples' mean), ``epistemic_std``
 (their standard deviation) and ``depth_std`` (the total std, here equal to
 ``epistemic_std``). Models with an aleatoric head return a dict ``{"depth": [N, H, W, 1],
@@ -126,16 +133,31 @@ class ServingGraph:
       model's sampling layers on while the functions are traced.
     aleatoric_factor: Standard deviation per unit of ``exp(log_scale)`` (see
       :func:`aleatoric_std_factor`; :meth:`for_model` reads it from the model).
+    default_camera: A camera-aware model's default camera vector ``[4]``
+      (:data:`d3tf.serving.protocol.CAMERA_FIELDS`), used when a call gives
+      no camera; required for such a model, refused for others.
 
   Attributes:
+    camera_aware: The model takes a camera input.
     output_names: The output names (known after tracing).
     separate_passes: Whether the T samples are drawn in T passes (a layer
       shares one random draw across a batch) rather than one batched pass.
   """
 
-  def __init__(self, model, samples: int = 1, *, aleatoric_factor: float = 1.0):
+  def __init__(self, model, samples: int = 1, *, aleatoric_factor: float = 1.0,
+               default_camera=None):
     if isinstance(samples, bool) or int(samples) != samples or samples < 1:
       raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    self.camera_aware = is_camera_aware(model)
+    name = getattr(model, "name", "")
+    if self.camera_aware and default_camera is None:
+      raise ValueError(f"model {name!r} is camera-aware (inputs image and camera): its export "
+                       "needs a default camera (the metadata's camera), and none was given")
+    if not self.camera_aware and default_camera is not None:
+      raise ValueError(f"model {name!r} takes no camera input; got default_camera="
+                       f"{default_camera!r}")
+    self.default_camera = (None if default_camera is None else
+                           protocol.as_camera_vectors(default_camera, 1, "default_camera")[0])
     self.model = model
     self.samples = int(samples)
     self.aleatoric_factor = float(aleatoric_factor)
@@ -146,12 +168,46 @@ class ServingGraph:
   @classmethod
   def for_model(cls, model, metadata: artifacts.Metadata | None, samples: int = 1
                 ) -> "ServingGraph":
-    """The serving graph of a model, its aleatoric scale read from it or its metadata."""
-    return cls(model, samples, aleatoric_factor=aleatoric_std_factor(model, metadata))
+    """The serving graph of a model, its aleatoric scale read from it or its metadata.
+
+    A camera-aware model's default camera is the metadata's camera.
+
+    Raises:
+      ValueError: a camera-aware model whose metadata has no camera.
+    """
+    default_camera = None
+    if is_camera_aware(model):
+      if metadata is None or metadata.camera is None:
+        raise ValueError(f"model {getattr(model, 'name', '')!r} is camera-aware: its export "
+                         "needs the metadata's camera as the default camera, and the metadata "
+                         f"has none ({artifacts.describe(metadata)})")
+      default_camera = metadata.camera
+    return cls(model, samples, aleatoric_factor=aleatoric_std_factor(model, metadata),
+               default_camera=default_camera)
 
   # ------------------------------------------------------------ the graph
-  def depth_outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+  def _cameras(self, camera: tf.Tensor | None, batch: tf.Tensor) -> tf.Tensor | None:
+    """The ``[B, 4]`` camera input: ``camera``, or the default camera tiled to the batch."""
+    if not self.camera_aware:
+      if camera is not None:
+        raise ValueError("a camera was given for a model without a camera input")
+      return None
+    if camera is None:
+      return tf.tile(tf.constant(self.default_camera, tf.float32)[None], tf.stack([batch, 1]))
+    return tf.reshape(tf.cast(camera, tf.float32), tf.stack([batch, 4]))
+
+  def _model(self, x: tf.Tensor, cameras: tf.Tensor | None):
+    """The model on padded float images (and their cameras)."""
+    if cameras is None:
+      return self.model(x, training=False)
+    return self.model({"image": x, protocol.CAMERA_INPUT: cameras}, training=False)
+
+  def depth_outputs(self, images: tf.Tensor, camera: tf.Tensor | None = None
+                    ) -> dict[str, tf.Tensor]:
     """Depth (and uncertainty) for uint8 images ``[B, H, W, 3]``, without input checks.
+
+    ``camera``: a camera-aware model's float32 ``[B, 4]`` cameras, or None for
+    its default camera (must be None for other models).
 
     Traced without the global seed: a seed set by ``tf.random.set_seed`` (or
     ``keras.utils.set_random_seed``) before the export would otherwise fix the
@@ -163,6 +219,7 @@ class ServingGraph:
       tf.compat.v1.get_default_graph().seed = None
     shape = tf.shape(images)
     height, width = shape[1], shape[2]
+    cameras = self._cameras(camera, shape[0])
     pad_h = tf.math.floormod(-height, SIZE_MULTIPLE)
     pad_w = tf.math.floormod(-width, SIZE_MULTIPLE)
     top, left = pad_h // 2, pad_w // 2
@@ -171,7 +228,7 @@ class ServingGraph:
     x = tf.gather(x, reflect_indices(width, left, pad_w - left), axis=2)
     samples = self.samples
     if samples > 1 and self.separate_passes:
-      passes = [split_depth_output(self.model(x, training=False)) for _ in range(samples)]
+      passes = [split_depth_output(self._model(x, cameras)) for _ in range(samples)]
       depth = tf.stack([d for d, _ in passes], axis=1)  # [B, T, Hp, Wp]
       log_scale = None if passes[0][1] is None else tf.stack([s for _, s in passes], axis=1)
     else:
@@ -180,7 +237,9 @@ class ServingGraph:
         # channel count, and TFLite lowers convolutions only with known input channels.
         x = tf.tile(x[:, None], [1, samples, 1, 1, 1])
         x = tf.reshape(x, tf.stack([-1, height + pad_h, width + pad_w, 3]))
-      depth, log_scale = split_depth_output(self.model(x, training=False))
+        if cameras is not None:
+          cameras = tf.reshape(tf.tile(cameras[:, None], [1, samples, 1]), [-1, 4])
+      depth, log_scale = split_depth_output(self._model(x, cameras))
       grid = tf.stack([-1, samples, height + pad_h, width + pad_w])
       depth = tf.reshape(depth, grid)
       log_scale = None if log_scale is None else tf.reshape(log_scale, grid)
@@ -210,8 +269,36 @@ class ServingGraph:
     self.output_names = tuple(outputs)
     return outputs
 
-  def serve_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-    """``serving_default``: uint8 images of any rank in, checked in the graph."""
+  @staticmethod
+  def checked_camera(camera: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
+    """The ``camera`` input after checks in the graph: float32 ``[batch, 4]``, plausible."""
+    message = (f"input '{protocol.CAMERA_INPUT}' must be float32 [batch, 4] "
+               f"({', '.join(protocol.CAMERA_FIELDS)}), one row per image")
+    shape = tf.concat([[0], tf.shape(camera)], axis=0)  # Safe for any rank, as for images.
+    flat = tf.reshape(camera, [-1])
+    # Rows of 4 (padded with ones, so that a wrong shape reaches its own message).
+    padding = tf.ones(tf.math.floormod(-tf.size(flat), 4)[None], camera.dtype)
+    rows = tf.reshape(tf.concat([flat, padding], axis=0), [-1, 4])
+    checks = [
+        tf.debugging.assert_rank(camera, 2, message=message + "; wrong rank"),
+        tf.debugging.assert_equal(shape[-1], 4, message=message + "; it does not have 4 values "
+                                  "per row"),
+        tf.debugging.assert_equal(shape[1], batch, message=message + "; the number of rows (x) "
+                                  "differs from the number of images (y)"),
+        tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(flat) & (flat > 0)), True,
+                                  message=message + "; every value must be finite and positive"),
+        tf.debugging.assert_equal(tf.reduce_all(rows[:, 3] > rows[:, 0] * 1e-3), True,
+                                  message=message + "; the focus distance (m) must lie beyond "
+                                  "the focal length (mm)"),
+    ]
+    with tf.control_dependencies(checks):
+      camera = tf.identity(camera)
+    camera.set_shape([None, 4])  # Checked above, at run time.
+    return camera
+
+  def serve_images(self, images: tf.Tensor, camera: tf.Tensor | None = None
+                   ) -> dict[str, tf.Tensor]:
+    """``serving_default`` (``serving_camera`` with a camera): uint8 images checked in the graph."""
     message = ("input 'images' must be uint8 RGB [batch, height, width, 3] with batch, height "
                "and width >= 1")
     # Every check must be safe to run on any rank: the executor may run them in any order.
@@ -224,10 +311,13 @@ class ServingGraph:
     with tf.control_dependencies(checks):
       images = tf.identity(images)
     images.set_shape([None, None, None, 3])  # Checked above, at run time.
-    return self.depth_outputs(images)
+    if camera is not None:
+      camera = self.checked_camera(camera, tf.shape(images)[0])
+    return self.depth_outputs(images, camera)
 
-  def serve_encoded(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-    """``predict_encoded``: a vector of encoded images, decoded in the graph."""
+  def serve_encoded(self, image_bytes: tf.Tensor, camera: tf.Tensor | None = None
+                    ) -> dict[str, tf.Tensor]:
+    """``predict_encoded`` (``predict_encoded_camera``): encoded images, decoded in the graph."""
     checks = [tf.debugging.assert_rank(
         image_bytes, 1, message="input 'image_bytes' must be a string vector [batch] of encoded "
         "JPEG/PNG images")]
@@ -252,7 +342,9 @@ class ServingGraph:
 
     images = tf.map_fn(decode_same_size, image_bytes,
                        fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
-    return self.depth_outputs(images)
+    if camera is not None:
+      camera = self.checked_camera(camera, tf.shape(images)[0])
+    return self.depth_outputs(images, camera)
 
   # --------------------------------------------------------------- tracing
   def _traced(self, function: Callable, specs: Sequence[tf.TensorSpec]):
@@ -265,16 +357,30 @@ class ServingGraph:
       models.set_mc_sampling(self.model, False)
 
   def signatures(self) -> dict[str, Any]:
-    """The SavedModel signatures: ``serving_default`` and ``predict_encoded``."""
-    return {
-        protocol.SERVING_SIGNATURE: self._traced(
-            self.serve_images, [tf.TensorSpec(None, tf.uint8, name=protocol.IMAGES_INPUT)]),
-        protocol.ENCODED_SIGNATURE: self._traced(
-            self.serve_encoded, [tf.TensorSpec(None, tf.string, name=protocol.ENCODED_INPUT)]),
+    """The SavedModel signatures: ``serving_default`` and ``predict_encoded``.
+
+    A camera-aware model also gets ``serving_camera`` and ``predict_encoded_camera``,
+    which take the ``camera`` input (the first two use the default camera).
+    """
+    images = tf.TensorSpec(None, tf.uint8, name=protocol.IMAGES_INPUT)
+    encoded = tf.TensorSpec(None, tf.string, name=protocol.ENCODED_INPUT)
+    result = {
+        protocol.SERVING_SIGNATURE: self._traced(self.serve_images, [images]),
+        protocol.ENCODED_SIGNATURE: self._traced(self.serve_encoded, [encoded]),
     }
+    if self.camera_aware:
+      camera = tf.TensorSpec(None, tf.float32, name=protocol.CAMERA_INPUT)
+      result[protocol.CAMERA_SIGNATURE] = self._traced(self.serve_images, [images, camera])
+      result[protocol.ENCODED_CAMERA_SIGNATURE] = self._traced(self.serve_encoded,
+                                                               [encoded, camera])
+    return result
 
   def tflite_signature(self, input_size: tuple[int, int] | None):
     """``serving_default`` for TFLite: no assert ops, a known rank and channel count.
+
+    A camera-aware model's has a second input, ``camera`` (float32 ``[batch,
+    4]``, ``[1, 4]`` for a fixed size; no default: TFLite has no optional
+    inputs, the caller passes the metadata's camera when it has none).
 
     Args:
       input_size: ``(height, width)`` for a model of fixed input
@@ -282,11 +388,23 @@ class ServingGraph:
         of any size.
     """
     shape = [None, None, None, 3] if input_size is None else [1, *input_size, 3]
+    specs = [tf.TensorSpec(shape, tf.uint8, name=protocol.IMAGES_INPUT)]
+    if not self.camera_aware:
+      def serve(images):
+        return self.depth_outputs(images)
+    else:
+      specs.append(tf.TensorSpec([shape[0], 4], tf.float32, name=protocol.CAMERA_INPUT))
 
-    def serve(images):
-      return self.depth_outputs(images)
+      def serve(images, camera):
+        return self.depth_outputs(images, camera)
 
-    return self._traced(serve, [tf.TensorSpec(shape, tf.uint8, name=protocol.IMAGES_INPUT)])
+    return self._traced(serve, specs)
+
+
+def is_camera_aware(model) -> bool:
+  """Whether a Keras model takes a camera input (inputs ``{"image", "camera"}``)."""
+  inputs = getattr(model, "input", None)
+  return isinstance(inputs, Mapping) and protocol.CAMERA_INPUT in inputs
 
 
 class ExportModule(tf.Module):

@@ -10,6 +10,12 @@ Typical use::
   with GrpcClient("localhost:8500", "nyu_focus2m") as client:
     out = client.predict(images)           # uint8 [B, H, W, 3]
     out["depth"]                           # float32 [B, H, W], metres
+    out = client.predict(images, camera=[15.0, 2.8, 5.6, 2.0])   # camera-aware: serving_camera
+
+A camera-aware export's camera goes as the ``camera`` input (float32 ``[batch,
+4]``) of ``serving_camera`` / ``predict_encoded_camera``; without ``camera=``
+the client calls ``serving_default`` / ``predict_encoded`` (the export's default
+camera). See ``docs/any_camera.md``.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ class GrpcClient:
   def __exit__(self, *exc) -> None:
     self.close()
 
-  def _request(self, signature: str, input_name: str, array: np.ndarray):
+  def _request(self, signature: str, inputs: dict[str, np.ndarray]):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     _, predict_pb2, _ = _serving_apis()
     request = predict_pb2.PredictRequest()
@@ -89,7 +95,8 @@ class GrpcClient:
     request.model_spec.signature_name = signature
     if self.version is not None:
       request.model_spec.version.value = self.version
-    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(array))
+    for name, array in inputs.items():
+      request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
     return request
 
   def predict_raw(self, request):
@@ -103,34 +110,46 @@ class GrpcClient:
       raise ServingError(f"{self.target} (model {request.model_spec.name!r}): "
                          f"{getattr(code, 'name', code)}: {details}") from None
 
-  def _predict(self, signature: str, input_name: str, array: np.ndarray
+  def _predict(self, signature: str, input_name: str, array: np.ndarray, camera=None
                ) -> dict[str, np.ndarray]:
+    """One request; a camera adds the ``camera`` input and switches the signature."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    response = self.predict_raw(self._request(signature, input_name, array))
+    inputs = {input_name: array}
+    if camera is not None:
+      inputs[protocol.CAMERA_INPUT] = protocol.as_camera_vectors(camera, len(array))
+      signature = protocol.CAMERA_SIGNATURE_OF[signature]
+    response = self.predict_raw(self._request(signature, inputs))
     return {name: tf.make_ndarray(response.outputs[name]).astype(np.float32)
             for name in response.outputs}
 
-  def predict(self, images) -> dict[str, np.ndarray]:
-    """Depth for images, through the ``serving_default`` signature.
+  def predict(self, images, *, camera=None) -> dict[str, np.ndarray]:
+    """Depth for images, through ``serving_default`` (``serving_camera`` with a camera).
 
     Args:
       images: uint8 (or float in [0, 1]) RGB, ``[B, H, W, 3]`` or one
         ``[H, W, 3]`` image; checked before sending.
+      camera: Camera-aware exports: the images' camera (a
+        :class:`d3tf.optics.Camera`, a ``[4]`` vector of focal length mm,
+        f-number, pixel pitch um, focus distance m, or ``[B, 4]``); None: the
+        export's default camera (``serving_default``).
 
     Returns:
       ``{"depth": float32 [B, H, W], ...}`` in metres (plus the export's
       uncertainty outputs).
 
     Raises:
-      ValueError: bad images (nothing is sent).
+      ValueError: bad images or camera (nothing is sent).
       ServingError: the server refused the request (its status and message
         included) or could not be reached.
     """
     batch, _ = protocol.as_uint8_images(images)
-    return self._predict(protocol.SERVING_SIGNATURE, protocol.IMAGES_INPUT, batch)
+    return self._predict(protocol.SERVING_SIGNATURE, protocol.IMAGES_INPUT, batch, camera)
 
-  def predict_encoded(self, encoded: bytes | Iterable[bytes]) -> dict[str, np.ndarray]:
+  def predict_encoded(self, encoded: bytes | Iterable[bytes], *, camera=None
+                      ) -> dict[str, np.ndarray]:
     """Depth for encoded JPEG/PNG images (one size), through ``predict_encoded``.
+
+    ``camera``: as :meth:`predict` (with one: ``predict_encoded_camera``).
 
     Raises:
       ValueError: not images, or images of different sizes (nothing is sent).
@@ -138,4 +157,4 @@ class GrpcClient:
     """
     items = protocol.check_encoded_images(encoded)
     return self._predict(protocol.ENCODED_SIGNATURE, protocol.ENCODED_INPUT,
-                         np.array(items, dtype=object))
+                         np.array(items, dtype=object), camera)

@@ -12,6 +12,19 @@ Every export (SavedModel for TF Serving, TFLite) has the same interface:
   tf.string ``[batch]`` of encoded JPEG/PNG/GIF/BMP images, all of one size;
   the same outputs.
 
+A camera-aware model (``docs/any_camera.md``) takes each image's camera too:
+
+* SavedModel: ``serving_default`` and ``predict_encoded`` use the model's
+  default camera (its metadata's), and two more signatures take it as a
+  second input ``camera``, float32 ``[batch, 4]`` (:data:`CAMERA_FIELDS`, in
+  that order and those units): ``serving_camera`` (``images`` + ``camera``)
+  and ``predict_encoded_camera`` (``image_bytes`` + ``camera``). TF Serving
+  has no optional inputs (a request must feed every input of its signature),
+  hence a signature per case;
+* TFLite: ``serving_default`` has two inputs, ``images`` and ``camera``
+  (float32 ``[batch, 4]``, ``[1, 4]`` for a fixed input size); the caller
+  fills in the default camera (the export's metadata) when it has none.
+
 This module imports neither TensorFlow nor gRPC: the REST client needs only
 NumPy, Pillow and the standard library.
 """
@@ -31,6 +44,17 @@ SIGNATURES = (SERVING_SIGNATURE, ENCODED_SIGNATURE)
 IMAGES_INPUT = "images"
 ENCODED_INPUT = "image_bytes"
 INPUT_OF_SIGNATURE = {SERVING_SIGNATURE: IMAGES_INPUT, ENCODED_SIGNATURE: ENCODED_INPUT}
+#: Camera-aware exports: the camera input, its signatures, and the vector's fields and units
+#: (d3tf.optics.camera_range.VECTOR_FIELDS, checked equal by the tests).
+CAMERA_INPUT = "camera"
+CAMERA_SIGNATURE = "serving_camera"
+ENCODED_CAMERA_SIGNATURE = "predict_encoded_camera"
+#: The signature taking the camera, for each signature using the default camera.
+CAMERA_SIGNATURE_OF = {SERVING_SIGNATURE: CAMERA_SIGNATURE,
+                       ENCODED_SIGNATURE: ENCODED_CAMERA_SIGNATURE}
+CAMERA_FIELDS = ("focal_length_mm", "f_number", "pixel_pitch_um", "focus_distance_m")
+CAMERA_UNITS = ("mm (real focal length)", "-", "um, of the image the model sees",
+                "m")
 #: Output names, in the order they are listed.
 DEPTH = "depth"
 DEPTH_STD = "depth_std"
@@ -139,3 +163,46 @@ def check_encoded_images(encoded: bytes | Iterable[bytes]) -> list[bytes]:
                        "(height x width)")
   return [bytes(item) for item in items]
 
+
+
+def as_camera_vectors(camera, batch: int, what: str = "camera") -> np.ndarray:
+  """Checks and converts a camera to the exports' camera input: float32 ``[batch, 4]``.
+
+  Args:
+    camera: A :class:`d3tf.optics.Camera` (anything with ``focal_length_m``,
+      ``f_number``, ``pixel_pitch_m`` and ``focus_distance_m``), a ``[4]``
+      vector of :data:`CAMERA_FIELDS` (focal length mm, f-number, pixel pitch
+      um, focus distance m; repeated for every image) or ``[batch, 4]``, one
+      per image.
+    batch: The number of images.
+    what: Name of the argument, for messages.
+
+  Returns:
+    float32 ``[batch, 4]``.
+
+  Raises:
+    ValueError: a wrong shape, a non-finite or non-positive value, or a focus
+      distance not beyond the focal length (naming the row and the values).
+  """
+  if all(hasattr(camera, name) for name in ("focal_length_m", "f_number", "pixel_pitch_m",
+                                            "focus_distance_m")):
+    camera = [camera.focal_length_m * 1e3, camera.f_number, camera.pixel_pitch_m * 1e6,
+              camera.focus_distance_m]
+  try:
+    vectors = np.asarray(camera, np.float32)
+  except (TypeError, ValueError):
+    raise ValueError(f"{what} must be a Camera, a [4] vector or [{batch}, 4] vectors "
+                     f"({', '.join(CAMERA_FIELDS)}), got {camera!r}") from None
+  if vectors.ndim == 1 and vectors.shape[0] == 4:
+    vectors = np.broadcast_to(vectors, (batch, 4))
+  if vectors.shape != (batch, 4):
+    raise ValueError(f"{what} must be a Camera, a [4] vector or one per image [{batch}, 4] "
+                     f"({', '.join(CAMERA_FIELDS)}), got shape {vectors.shape}")
+  for row, vector in enumerate(vectors):
+    values = dict(zip(CAMERA_FIELDS, vector.tolist()))
+    if not np.all(np.isfinite(vector)) or np.any(vector <= 0):
+      raise ValueError(f"{what} {row}: every value must be finite and positive, got {values}")
+    if vector[3] <= vector[0] * 1e-3:
+      raise ValueError(f"{what} {row}: the focus distance ({vector[3]:g} m) must lie beyond the "
+                       f"focal length ({vector[0]:g} mm), got {values}")
+  return np.ascontiguousarray(vectors)

@@ -16,6 +16,13 @@ Typical use::
   out = client.predict(images)                     # uint8 [B, H, W, 3]
   out["depth"]                                     # float32 [B, H, W], metres
   out = client.predict_encoded([open("a.jpg", "rb").read()])   # predict_encoded
+  out = client.predict(images, camera=[15.0, 2.8, 5.6, 2.0])   # camera-aware: serving_camera
+
+A camera-aware export (``docs/any_camera.md``) takes the images' camera through
+the signatures ``serving_camera`` / ``predict_encoded_camera`` (input
+``camera``: float32 ``[batch, 4]``, focal length mm, f-number, pixel pitch um,
+focus distance m); without ``camera=`` the client calls ``serving_default`` /
+``predict_encoded``, which use the export's default camera.
 """
 
 from __future__ import annotations
@@ -113,12 +120,18 @@ class RestClient:
     return self._call(f"{self.model_url}:predict", body)
 
   # ------------------------------------------------------------ predict
-  def predict(self, images, *, request_format: str = "instances") -> dict[str, np.ndarray]:
-    """Depth for images, through the ``serving_default`` signature.
+  def predict(self, images, *, camera=None, request_format: str = "instances"
+              ) -> dict[str, np.ndarray]:
+    """Depth for images, through ``serving_default`` (``serving_camera`` with a camera).
 
     Args:
       images: uint8 (or float in [0, 1]) RGB, ``[B, H, W, 3]`` or one
         ``[H, W, 3]`` image; checked before sending.
+      camera: Camera-aware exports: the images' camera (a
+        :class:`d3tf.optics.Camera`, a ``[4]`` vector of focal length mm,
+        f-number, pixel pitch um, focus distance m, or ``[B, 4]``), sent as
+        the input ``camera`` of ``serving_camera``; None: ``serving_default``
+        (the export's default camera).
       request_format: ``"instances"`` (row) or ``"inputs"`` (columnar).
 
     Returns:
@@ -126,22 +139,24 @@ class RestClient:
       etc. when the export has them).
 
     Raises:
-      ValueError: bad images or format (nothing is sent).
+      ValueError: bad images, camera or format (nothing is sent).
       ServingError: the server refused the request (its message included) or
         could not be reached.
     """
     batch, _ = protocol.as_uint8_images(images)
-    return self._predict(protocol.SERVING_SIGNATURE, protocol.IMAGES_INPUT, batch.tolist(),
-                         request_format)
+    return self._predict(protocol.SERVING_SIGNATURE, {protocol.IMAGES_INPUT: batch.tolist()},
+                         request_format, camera, len(batch))
 
-  def predict_encoded(self, encoded: bytes | Iterable[bytes], *,
+  def predict_encoded(self, encoded: bytes | Iterable[bytes], *, camera=None,
                       request_format: str = "instances") -> dict[str, np.ndarray]:
-    """Depth for encoded JPEG/PNG images, through the ``predict_encoded`` signature.
+    """Depth for encoded JPEG/PNG images, through ``predict_encoded`` (``..._camera``).
 
     Args:
       encoded: One encoded image or a sequence of them, all of one size;
         checked (real images, one size) before sending, then sent as
         ``{"b64": ...}``.
+      camera: As :meth:`predict`: with one, the ``predict_encoded_camera``
+        signature.
       request_format: ``"instances"`` (row) or ``"inputs"`` (columnar).
 
     Returns:
@@ -153,18 +168,25 @@ class RestClient:
     """
     items = protocol.check_encoded_images(encoded)
     values = [{"b64": base64.b64encode(item).decode("ascii")} for item in items]
-    return self._predict(protocol.ENCODED_SIGNATURE, protocol.ENCODED_INPUT, values,
-                         request_format)
+    return self._predict(protocol.ENCODED_SIGNATURE, {protocol.ENCODED_INPUT: values},
+                         request_format, camera, len(items))
 
-  def _predict(self, signature: str, input_name: str, values: list,
-               request_format: str) -> dict[str, np.ndarray]:
+  def _predict(self, signature: str, columns: dict[str, list], request_format: str,
+               camera=None, batch: int = 0) -> dict[str, np.ndarray]:
+    """Sends named input columns (one item per image); a camera switches the signature."""
     if request_format not in REQUEST_FORMATS:
       raise ValueError(f"request_format must be one of {REQUEST_FORMATS}, got {request_format!r}")
+    if camera is not None:
+      columns = {**columns, protocol.CAMERA_INPUT:
+                 protocol.as_camera_vectors(camera, batch).tolist()}
+      signature = protocol.CAMERA_SIGNATURE_OF[signature]
     body: dict[str, Any] = {"signature_name": signature}
     if request_format == "instances":
-      body["instances"] = [{input_name: value} for value in values]
+      count = len(next(iter(columns.values())))
+      body["instances"] = [{name: values[i] for name, values in columns.items()}
+                           for i in range(count)]
     else:
-      body["inputs"] = {input_name: values}
+      body["inputs"] = columns
     answer = self.predict_raw(body)
     return parse_predict_response(answer, f"{self.model_url}:predict")
 
