@@ -310,7 +310,7 @@ def render_settings(models: Sequence[Model]
 
 
 def evaluate_set(test_set: TestSet, models: Sequence[Model], cameras: Sequence[TestCamera], *,
-                 batch_size: int = 4, seed: int = 0, max_depth_m: float = 10.0,
+                 batch_size: int = 8, seed: int = 0, max_depth_m: float = 10.0,
                  min_depth_m: float = 1e-3) -> dict[str, dict[str, dict[str, Any]]]:
   """Scores every model on ``test_set`` rendered with every camera.
 
@@ -462,7 +462,7 @@ def markdown_report(report: dict[str, Any], models: Sequence[Model],
 
 # -------------------------------------------------------------------- run
 def run(models: Sequence[Model], cameras: Sequence[TestCamera], test_sets: Sequence[TestSet], *,
-        output: str, output_json: str | None = None, batch_size: int = 4, seed: int = 0,
+        output: str, output_json: str | None = None, batch_size: int = 8, seed: int = 0,
         max_depth_m: float = 10.0, min_depth_m: float = 1e-3,
         command_line: str = "") -> dict[str, Any]:
   """Evaluates the grid on every test set; writes the Markdown and the JSON; returns the report."""
