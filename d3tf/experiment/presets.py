@@ -149,12 +149,20 @@ for _focus in (2, 8):
   register_preset(f"nyu_real_focus{_focus}m", {
       **_NYU_REAL, "render": {"input": "defocus"},
       "camera": {"preset": "nyu", "focus_distance_m": float(_focus)}})
-for _twin, _init in (("aif", "procedural480_aif_bandpass"),
-                     ("focus2m", "procedural480_focus2m_bandpass")):
+# Procedural pre-training for the procinit arms: the same network, camera and budget on
+# procedural scenes generated on the fly (scene pool on), then the real-frame budget.
+register_preset("nyu_real_procpretrain_aif", {
+    **_NYU_REAL, "data": {"dataset": "procedural", "crop_size": 128, "batch_size": 8},
+    "training": {**_NYU_REAL["training"], "validation_steps": 4},
+    "render": {"input": "sharp"}, "camera": {"preset": "nyu", "focus_distance_m": 2.0}})
+register_preset("nyu_real_procpretrain_focus2m", {"render": {"input": "defocus"}},
+                base="nyu_real_procpretrain_aif")
+for _twin in ("aif", "focus2m"):
   register_preset(f"nyu_real_{_twin}_mix50", {"data": {"mix_procedural": 0.5}},
                   base=f"nyu_real_{_twin}")
-  register_preset(f"nyu_real_{_twin}_procinit", {"training": {"init_from": f"runs/{_init}"}},
-                  base=f"nyu_real_{_twin}")
+  register_preset(f"nyu_real_{_twin}_procinit", {
+      "training": {"init_from": f"runs/nyu_real_procpretrain_{_twin}"}},
+      base=f"nyu_real_{_twin}")
 for _twin in ("aif", "focus2m", "focus8m"):
   register_preset(f"nyu_real_{_twin}_seed1", {"training": {"seed": 1}},
                   base=f"nyu_real_{_twin}")
