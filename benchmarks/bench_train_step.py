@@ -1,16 +1,19 @@
-r"""The full D3-Net train step: time and peak memory, TF's default CPU allocator vs BFC.
+r"""The full D3-Net train step: time and peak memory by model variant and CPU allocator.
 
 The paper's configuration: full D3-Net (DenseNet-121 encoder, 24.2 M
 parameters), batch 4, 256x256 inputs, Adam (2e-4, beta1 0.5), L1, on one
-fixed batch (no input pipeline). Each configuration runs in its own process
-(the allocator is read when TensorFlow starts) and the configurations take
-turns; medians are reported. On a machine shared with other jobs, compare the
-CPU time (user + system of all the process's threads over the timed steps):
-wall time then measures the neighbours too.
+fixed batch (no input pipeline). Each configuration (a model variant of
+:data:`VARIANTS` with an allocator) runs in its own process (the allocator is
+read when TensorFlow starts; the peak RSS is the process's) and the
+configurations take turns, round after round; medians are reported, with
+each variant's ratio to the first one. On a machine shared with other jobs,
+compare the CPU time (user + system of all the process's threads over the
+timed steps): wall time then measures the neighbours too.
 
 Usage::
 
   TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/bench_train_step.py \
+      --variants=keras_bn,fused_bn --allocators=bfc \
       --output=benchmarks/results/train_step.md
 """
 
@@ -38,25 +41,43 @@ _WARMUP = flags.DEFINE_integer("warmup", 2, "Untimed steps per run (tracing, all
 _SIZE = flags.DEFINE_enum("model_size", "full", ["tiny", "small", "full"], "D3-Net size.")
 _BATCH = flags.DEFINE_integer("batch_size", 4, "Examples per step.")
 _CROP = flags.DEFINE_integer("crop_size", 256, "Input side, pixels.")
-_ALLOCATORS = flags.DEFINE_list("allocators", ["default", "bfc"],
+_ALLOCATORS = flags.DEFINE_list("allocators", ["bfc"],
                                 "'default' (TF's CPU allocator), 'bfc' "
-                                "(TF_CPU_ALLOCATOR_USE_BFC=true).")
-_CHILD = flags.DEFINE_bool("child", False, "Internal: run one configuration, print JSON.")
+                                "(TF_CPU_ALLOCATOR_USE_BFC=true, the CLIs' default).")
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Model variants: D3NetConfig overrides and TensorFlow thread settings (None: TF's default).
+VARIANTS = {
+    "keras_bn": {"config": {"fused_batch_norm": False}},
+    "fused_bn": {"config": {"fused_batch_norm": True}},
+    "fused_bn_recompute": {"config": {"fused_batch_norm": True, "recompute": True}},
+    "fused_bn_inter1": {"config": {"fused_batch_norm": True}, "inter_op_threads": 1},
+}
+_VARIANTS = flags.DEFINE_list("variants", ["keras_bn", "fused_bn"],
+                              f"Model variants, the first the reference: {sorted(VARIANTS)}.")
+_CHILD = flags.DEFINE_string("child", None, "Internal: run this variant, print JSON.")
 
 
 def _child() -> dict:
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
 
+  variant = VARIANTS[_CHILD.value]
+  if variant.get("inter_op_threads"):
+    tf.config.threading.set_inter_op_parallelism_threads(variant["inter_op_threads"])
+  if variant.get("intra_op_threads"):
+    tf.config.threading.set_intra_op_parallelism_threads(variant["intra_op_threads"])
   keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
   size, batch = _CROP.value, _BATCH.value
   images = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
   depths = rng.uniform(0.5, 10, (batch, size, size, 1)).astype("float32")
-  model = models.build_d3net(getattr(models.D3NetConfig, _SIZE.value)())
+  model = models.build_d3net(getattr(models.D3NetConfig, _SIZE.value)(**variant["config"]))
   model.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
 
   def cpu_seconds() -> float:
@@ -69,15 +90,25 @@ def _child() -> dict:
   for _ in range(_STEPS.value):
     model.train_on_batch(images, depths)
   steps = _STEPS.value
-  return {"seconds_per_step": (time.perf_counter() - start) / steps,
+  try:  # Tensors only (TensorFlow's BFC allocator keeps the statistics; the default does not).
+    tensor_peak_mb = tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
+  except (ValueError, RuntimeError):
+    tensor_peak_mb = float("nan")
+  return {"tensor_peak_mb": tensor_peak_mb,
+          "seconds_per_step": (time.perf_counter() - start) / steps,
           "cpu_seconds_per_step": (cpu_seconds() - start_cpu) / steps,
           "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          "parameters": int(model.count_params())}
+          "parameters": int(model.count_params()), "load": os.getloadavg()[0],
+          "d3tf": os.path.dirname(models.__file__)}
 
 
-def _run_child(allocator: str) -> dict:
+def _run_child(allocator: str, variant: str) -> dict:
   env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false")
-  command = [sys.executable, os.path.abspath(__file__), "--child", f"--steps={_STEPS.value}",
+  # The child imports d3tf from this checkout, not from wherever the package is installed.
+  env["PYTHONPATH"] = os.pathsep.join(
+      [_REPO_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+  command = [sys.executable, os.path.abspath(__file__), f"--child={variant}",
+             f"--steps={_STEPS.value}",
              f"--warmup={_WARMUP.value}", f"--model_size={_SIZE.value}",
              f"--batch_size={_BATCH.value}", f"--crop_size={_CROP.value}"]
   result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -91,49 +122,75 @@ def main(argv):
   if _CHILD.value:
     sys.stdout.write(json.dumps(_child()) + "\n")
     return
-  runs = {allocator: [] for allocator in _ALLOCATORS.value}
+  unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
+  if unknown:
+    raise app.UsageError(f"--variants: unknown {unknown}; known: {sorted(VARIANTS)}")
+  configurations = [(allocator, variant) for allocator in _ALLOCATORS.value
+                    for variant in _VARIANTS.value]
+  runs = {configuration: [] for configuration in configurations}
   load_before = os.getloadavg()[0]
   for round_index in range(_ROUNDS.value):
-    for allocator in _ALLOCATORS.value:
-      measured = _run_child(allocator)
-      runs[allocator].append(measured)
-      logging.info("round %d, allocator %s: %.2f s/step, %.2f CPU s/step, peak RSS %.0f MB",
-                   round_index + 1, allocator, measured["seconds_per_step"],
-                   measured["cpu_seconds_per_step"], measured["max_rss_mb"])
+    for allocator, variant in configurations:
+      measured = _run_child(allocator, variant)
+      runs[allocator, variant].append(measured)
+      logging.info("round %d, %s, allocator %s: %.2f s/step, %.2f CPU s/step, peak RSS %.0f MB, "
+                   "load %.1f", round_index + 1, variant, allocator,
+                   measured["seconds_per_step"], measured["cpu_seconds_per_step"],
+                   measured["max_rss_mb"], measured["load"])
   load_after = os.getloadavg()[0]
 
-  def median(allocator, key):
-    return statistics.median(run[key] for run in runs[allocator])
+  def median(configuration, key):
+    return statistics.median(run[key] for run in runs[configuration])
 
-  parameters = runs[_ALLOCATORS.value[0]][0]["parameters"]
+  parameters = runs[configurations[0]][0]["parameters"]
+  loads = [run["load"] for measured in runs.values() for run in measured]
   lines = [
-      "# The D3-Net train step: time and peak memory by CPU allocator", "",
+      "# The D3-Net train step: time and peak memory by model variant and CPU allocator", "",
       f"Date: {datetime.datetime.now():%Y-%m-%d %H:%M}  ",
       "Command (from the repository root): `TF_CPP_MIN_LOG_LEVEL=2 python "
       f"benchmarks/bench_train_step.py --model_size={_SIZE.value} --batch_size={_BATCH.value} "
-      f"--crop_size={_CROP.value} --rounds={_ROUNDS.value} --steps={_STEPS.value}`  ",
+      f"--crop_size={_CROP.value} --rounds={_ROUNDS.value} --steps={_STEPS.value} "
+      f"--warmup={_WARMUP.value} --variants={','.join(_VARIANTS.value)} "
+      f"--allocators={','.join(_ALLOCATORS.value)}`  ",
       f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, 1-minute load average "
-      f"{load_before:.1f} at the start and {load_after:.1f} at the end, Python "
+      f"{load_before:.1f} at the start, {load_after:.1f} at the end, "
+      f"{min(loads):.1f}-{max(loads):.1f} at the ends of the runs; Python "
       f"{platform.python_version()}, no GPU.  ",
       f"Step: D3-Net '{_SIZE.value}' ({parameters:,} parameters), batch {_BATCH.value}, "
       f"{_CROP.value}x{_CROP.value}, Adam + L1, one fixed batch; {_STEPS.value} timed steps after "
       f"{_WARMUP.value} untimed, each configuration in its own process, {_ROUNDS.value} rounds "
-      "taken in turn. CPU = user + system time of all threads over the timed steps.", "",
-      "| allocator | wall s/step (median) | wall runs | CPU s/step (median) | CPU runs | "
-      "peak RSS MB (median) |", "|---|---:|---|---:|---|---:|"]
-  for allocator in _ALLOCATORS.value:
+      "taken in turn. CPU = user + system time of all threads over the timed steps; peak RSS = "
+      "the process's maximum resident set (TensorFlow, model, optimizer and activations); "
+      "tensor peak = the most memory TensorFlow's allocator held in tensors at once (BFC only).",
+      "",
+      "| variant | allocator | wall s/step (median) | wall runs | CPU s/step (median) | "
+      "CPU runs | peak RSS MB (median) | RSS runs | tensor peak MB (median) |",
+      "|---|---|---:|---|---:|---|---:|---|---:|"]
+  for configuration in configurations:
+    allocator, variant = configuration
+    measured = runs[configuration]
     lines.append(
-        f"| {allocator} | {median(allocator, 'seconds_per_step'):.2f} | "
-        + ", ".join(f"{run['seconds_per_step']:.2f}" for run in runs[allocator])
-        + f" | {median(allocator, 'cpu_seconds_per_step'):.2f} | "
-        + ", ".join(f"{run['cpu_seconds_per_step']:.2f}" for run in runs[allocator])
-        + f" | {median(allocator, 'max_rss_mb'):.0f} |")
-  if {"default", "bfc"} <= set(_ALLOCATORS.value):
-    lines += ["", "BFC / default (medians): wall "
-              f"{median('bfc', 'seconds_per_step') / median('default', 'seconds_per_step'):.2f}x, "
-              "CPU "
-              f"{median('bfc', 'cpu_seconds_per_step') / median('default', 'cpu_seconds_per_step'):.2f}x,"
-              f" peak RSS {median('bfc', 'max_rss_mb') / median('default', 'max_rss_mb'):.2f}x."]
+        f"| {variant} | {allocator} | {median(configuration, 'seconds_per_step'):.2f} | "
+        + ", ".join(f"{run['seconds_per_step']:.2f}" for run in measured)
+        + f" | {median(configuration, 'cpu_seconds_per_step'):.2f} | "
+        + ", ".join(f"{run['cpu_seconds_per_step']:.2f}" for run in measured)
+        + f" | {median(configuration, 'max_rss_mb'):.0f} | "
+        + ", ".join(f"{run['max_rss_mb']:.0f}" for run in measured)
+        + f" | {median(configuration, 'tensor_peak_mb'):.0f} |")
+  lines.append("")
+  for allocator in _ALLOCATORS.value:
+    reference = (allocator, _VARIANTS.value[0])
+    for variant in _VARIANTS.value[1:]:
+      ratio = lambda key: median((allocator, variant), key) / median(reference, key)
+      lines.append(f"- {variant} / {reference[1]} ({allocator}, medians): wall "
+                   f"{ratio('seconds_per_step'):.2f}x, CPU {ratio('cpu_seconds_per_step'):.2f}x, "
+                   f"peak RSS {ratio('max_rss_mb'):.2f}x.")
+  for variant in _VARIANTS.value:
+    if {"default", "bfc"} <= set(_ALLOCATORS.value):
+      ratio = lambda key: median(("bfc", variant), key) / median(("default", variant), key)
+      lines.append(f"- BFC / default ({variant}, medians): wall {ratio('seconds_per_step'):.2f}x, "
+                   f"CPU {ratio('cpu_seconds_per_step'):.2f}x, peak RSS "
+                   f"{ratio('max_rss_mb'):.2f}x.")
   text = "\n".join(lines) + "\n"
   logging.info("\n%s", text)
   if _OUTPUT.value:

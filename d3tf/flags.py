@@ -248,6 +248,7 @@ TRAINING_FLAG_FIELDS = {
     "posterior_scale_init": ("model", "posterior_scale_init"),
     "prior_scale": ("model", "prior_scale"), "imagenet_weights": ("model", "imagenet_weights"),
     "camera_aware": ("model", "camera_aware"),
+    "fused_batch_norm": ("model", "fused_batch_norm"), "recompute": ("model", "recompute"),
     "learning_rate": ("training", "learning_rate"), "beta1": ("training", "beta1"),
     "loss": ("training", "loss"), "epochs": ("training", "epochs"),
     "steps_per_epoch": ("training", "steps_per_epoch"),
@@ -371,6 +372,12 @@ def define_training_flags() -> None:
                     "model's default camera. Unset: every example with --camera.")
   flags.DEFINE_boolean("camera_aware", m.camera_aware, "The camera is a model input: the model "
                        "takes each image's camera (docs/any_camera.md).")
+  flags.DEFINE_boolean("fused_batch_norm", m.fused_batch_norm, "Train the batch "
+                       "normalisations with TensorFlow's fused kernel: same maths, a faster "
+                       "step (docs/training.md); --nofused_batch_norm: Keras' layer.")
+  flags.DEFINE_boolean("recompute", m.recompute, "Memory-efficient dense blocks: recompute "
+                       "each dense layer's concatenation, BN, ReLU and 1x1 conv in the "
+                       "backward pass (same maths, less memory, more compute).")
   flags.DEFINE_enum("augment", d.augment, ["flips", "full"],
                     "'flips': random crops and flips, as the paper; 'full': also zoom and "
                     "colour gains.")

@@ -138,6 +138,20 @@ def test_flags_override_the_preset_and_old_names_still_work():
     assert flags_lib.experiment_config_from_flags() == config
 
 
+def test_train_step_flags_reach_the_model_config():
+  with flagsaver.flagsaver():
+    _parse("--experiment=quickstart_procedural")
+    config = flags_lib.experiment_config_from_flags()
+    default = config.model.d3net_config()
+    assert default.fused_batch_norm and not default.recompute
+    _parse("--experiment=quickstart_procedural", "--nofused_batch_norm", "--recompute")
+    config = flags_lib.experiment_config_from_flags()
+    chosen = config.model.d3net_config()
+    assert not chosen.fused_batch_norm and chosen.recompute
+    lines = flags_lib.flagfile_from_config(config, "runs/x").splitlines()
+    assert "--nofused_batch_norm" in lines and "--recompute" in lines
+
+
 def test_bad_flags_are_named_by_their_flag():
   with flagsaver.flagsaver():
     for args, message in (

@@ -248,6 +248,10 @@ class ModelConfig:
     imagenet_weights: Local DenseNet121 weight file (full size only).
     camera_aware: The camera is a model input (D3NetConfig.camera_aware): the
       model takes {"image", "camera"} and each example carries its camera.
+    fused_batch_norm: Train the BatchNormalizations with TensorFlow's fused
+      kernel (D3NetConfig.fused_batch_norm; same maths, a faster step).
+    recompute: Memory-efficient dense blocks (D3NetConfig.recompute; same
+      maths, less memory, more compute).
   """
 
   size: str | None = _choices("tiny", "small", "full", None, default=None)
@@ -262,6 +266,8 @@ class ModelConfig:
   prior_scale: float = _bounded(1.0, 0.0, low_open=True)
   imagenet_weights: str | None = None
   camera_aware: bool = False
+  fused_batch_norm: bool = True
+  recompute: bool = False
 
   def d3net_config(self, num_train_examples: int | None = None, hp=None):
     """The ``D3NetConfig`` (size resolved by the caller).
@@ -293,6 +299,10 @@ class ModelConfig:
       overrides["aleatoric"] = self.aleatoric
     if self.camera_aware:
       overrides["camera_aware"] = True
+    if not self.fused_batch_norm:
+      overrides["fused_batch_norm"] = False
+    if self.recompute:
+      overrides["recompute"] = True
     preset = getattr(models.D3NetConfig, self.size)
     if self.decoder_width != 1.0:
       overrides["decoder_filters"] = tuple(max(1, round(f * self.decoder_width))

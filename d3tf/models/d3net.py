@@ -103,7 +103,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from d3tf.models import batch_norm
 from d3tf.models import camera_layers
+from d3tf.models import recompute
 from d3tf.models import variational
 from d3tf.models.layers import BandPassSharpness
 from d3tf.models.layers import ReblurRatios
@@ -200,6 +202,16 @@ class D3NetConfig:
       True)``), so that N replicas train like one device on the same global
       batch; False: per-replica statistics. No effect on one device or in
       inference.
+    fused_batch_norm: Train every BatchNormalization with TensorFlow's fused
+      kernel (:class:`d3tf.models.batch_norm.BatchNormalization`): the same
+      maths as ``keras.layers.BatchNormalization`` (to float32 round-off), a
+      faster step and less memory (``benchmarks/results/train_step.md``).
+      False: Keras' layer, unchanged. Inference is Keras' computation either
+      way, and the weights of both load into either.
+    recompute: Memory-efficient dense blocks (:mod:`d3tf.models.recompute`):
+      in training, each dense layer's concatenation, BN, ReLU and 1x1
+      convolution are recomputed in the backward pass instead of kept. Same
+      maths, same layers and weights; less memory, more compute.
   """
 
   growth_rate: int = 32
@@ -224,6 +236,8 @@ class D3NetConfig:
   camera_aware: bool = False
   min_depth_m: float = 0.1
   sync_batch_norm: bool = False
+  fused_batch_norm: bool = True
+  recompute: bool = False
 
   def __post_init__(self):
     set_field = lambda name, value: object.__setattr__(self, name, value)
@@ -256,6 +270,11 @@ class D3NetConfig:
       raise ValueError(f"D3NetConfig.camera_aware must be True or False, got "
                        f"{self.camera_aware!r}")
     set_field("camera_aware", bool(self.camera_aware))
+    for name in ("fused_batch_norm", "recompute"):
+      if not isinstance(getattr(self, name), (bool, np.bool_)):
+        raise ValueError(f"D3NetConfig.{name} must be True or False, got "
+                         f"{getattr(self, name)!r}")
+      set_field(name, bool(getattr(self, name)))
     if not 0.0 < float(self.min_depth_m) < self.max_depth_m:
       raise ValueError(f"D3NetConfig.min_depth_m must be in (0, max_depth_m={self.max_depth_m}), "
                        f"got {self.min_depth_m!r}")
@@ -344,6 +363,10 @@ class D3NetConfig:
       result[name] = list(result[name])
     if not self.camera_aware:  # Single-camera configs keep their keys (older d3tf reads them).
       del result["camera_aware"], result["min_depth_m"]
+    # Training options at their defaults are left out: older d3tf reads the config (same maths).
+    for name in ("fused_batch_norm", "recompute"):
+      if getattr(self, name) == getattr(D3NetConfig, name):
+        del result[name]
     return result
 
   @classmethod
@@ -365,9 +388,10 @@ class _Builder:
 
   def bn(self, x, name: str, encoder: bool = True):
     epsilon = _ENCODER_BN_EPSILON if encoder else 1e-3
-    return keras.layers.BatchNormalization(
-        epsilon=epsilon, momentum=self.config.bn_momentum,
-        synchronized=self.config.sync_batch_norm, name=name)(x)
+    layer_class = (batch_norm.BatchNormalization if self.config.fused_batch_norm
+                   else keras.layers.BatchNormalization)
+    return layer_class(epsilon=epsilon, momentum=self.config.bn_momentum,
+                       synchronized=self.config.sync_batch_norm, name=name)(x)
 
   def leaky(self, x, name: str):
     return keras.layers.LeakyReLU(negative_slope=self.config.leaky_slope, name=name)(x)
@@ -522,12 +546,19 @@ class D3Net(keras.Model):
     inputs, outputs = _Builder(config).build()
     super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
     self.d3net_config = config
+    self._recompute_roles = recompute.recompute_roles(self) if config.recompute else {}
     self.data_loss_tracker = self.kl_tracker = None
     if config.is_bayesian:
       self.data_loss_tracker = keras.metrics.Mean(
           name="nll" if config.aleatoric != "none" else "data_loss")
       if config.variational_blocks:
         self.kl_tracker = keras.metrics.Mean(name="kl")
+
+  def call(self, inputs, training=None, mask=None, **kwargs):
+    """The functional graph; with ``recompute``, in training, dense layers recomputed."""
+    if training and self._recompute_roles and mask is None and not kwargs:
+      return recompute.call_recomputing(self, inputs, self._recompute_roles, training=training)
+    return super().call(inputs, training=training, mask=mask, **kwargs)
 
   def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
     """The total loss; for a Bayesian config, data loss + KL, each tracked as a metric.
