@@ -132,6 +132,7 @@ def _status(model_dir, trial_id):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_search_killed_during_a_trial_resumes_without_redoing_finished_ones(tmp_path):
   model_dir = tmp_path / "search"
   proc = _tune(model_dir)
