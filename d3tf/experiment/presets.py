@@ -166,6 +166,11 @@ for _twin in ("aif", "focus2m"):
 for _twin in ("aif", "focus2m", "focus8m"):
   register_preset(f"nyu_real_{_twin}_seed1", {"training": {"seed": 1}},
                   base=f"nyu_real_{_twin}")
+register_preset("nyu_real_procpretrain_focus2m_seed1", {"training": {"seed": 1}},
+                base="nyu_real_procpretrain_focus2m")
+register_preset("nyu_real_focus2m_procinit_seed1", {
+    "training": {"seed": 1, "init_from": "runs/nyu_real_procpretrain_focus2m_seed1"}},
+    base="nyu_real_focus2m_procinit")
 
 # Camera-aware (docs/any_camera.md): each example rendered with a camera drawn from the
 # "anycamera" range, the camera an input of the model; NYU at focus 2 m stays its default.
