@@ -193,24 +193,17 @@ class Predictor:
                          "one camera, its metadata's); predict without camera=")
       return None
     from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
-    from d3tf.optics import Camera  # pylint: disable=g-import-not-at-top
+    from d3tf.serving import protocol  # pylint: disable=g-import-not-at-top
     camera = self.camera if camera is None else camera
     if camera is None:
       raise ValueError(f"model {self.path or ''} is camera-aware: give the camera of the images "
                        "(focal length, f-number, pixel pitch, focus distance); its metadata "
                        "has no default camera")
-    if isinstance(camera, Camera):
-      camera = camera_range.camera_vector(camera)
-    vectors = np.asarray(camera, np.float32)
-    if vectors.ndim == 1:
-      vectors = np.broadcast_to(vectors, (batch, vectors.shape[0]))
-    if vectors.shape != (batch, 4):
-      raise ValueError(f"camera must be a Camera, a [4] vector (focal length mm, f-number, pixel "
-                       f"pitch um, focus distance m) or one per image [{batch}, 4], got shape "
-                       f"{vectors.shape}")
+    # The exports' camera input and this model's are the same [batch, 4] vectors.
+    vectors = protocol.as_camera_vectors(camera, batch)
     for vector in vectors:
       camera_range.camera_from_vector(vector)  # Raises ValueError naming a bad value.
-    return np.ascontiguousarray(vectors)
+    return vectors
 
   def _run(self, padded: np.ndarray, samples: int, mc: bool, cameras: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray | None]:
