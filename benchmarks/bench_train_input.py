@@ -18,6 +18,9 @@ Inputs compared, each in its own process, taking turns round after round
 * ``pool``: the scene pool (``--scene_pool_size`` scenes rendered once at
   twice the crop's side, ``--scene_reuse`` crops each).
 
+An input may name the renderer's engine after a ``+`` (``pool+tiled``,
+``stream+fused``); without one it is the configuration's default engine.
+
 The overhead of the pipeline is ``input / fixed``. On a shared machine compare
 CPU time (user + system of the whole process over the timed steps): wall time
 swings with the other jobs. Usage::
@@ -51,7 +54,8 @@ _WARMUP = flags.DEFINE_integer("warmup", 5, "Untimed steps per run (tracing, the
 _JOBS = flags.DEFINE_list("jobs", ["default", "real"], "Jobs: default, real.")
 _INPUTS = flags.DEFINE_list("inputs", ["fixed", "stream", "pool"], "Inputs: fixed, stream, pool.")
 _POOL_SIZE = flags.DEFINE_integer("scene_pool_size", 64, "Pool size of the 'pool' input.")
-_REUSE = flags.DEFINE_integer("scene_reuse", 32, "Crops per pooled scene of the 'pool' input.")
+_REUSE = flags.DEFINE_integer("scene_reuse", None, "Crops per pooled scene of the 'pool' input "
+                              "(default: the config's, d3tf.experiment.config.DataConfig).")
 _DATA_PATH = flags.DEFINE_string("data_path", "", "NYU frames in DenseDepth's layout for the "
                                  "'real' job; default ../shared/data/nyuv2_train.")
 _CHILD = flags.DEFINE_string("child", None, "Internal: run JOB:INPUT once, print JSON.")
@@ -67,13 +71,26 @@ def _data_path() -> str:
   raise ValueError("--data_path not given and no shared/data/nyuv2_train beside the checkout")
 
 
-def _config(job: str, input_kind: str):
+def _reuse() -> int:
   from d3tf.experiment import config as config_lib  # pylint: disable=g-import-not-at-top
-  pool = ({"scene_pool_size": _POOL_SIZE.value, "scene_reuse": _REUSE.value}
+  return _REUSE.value or config_lib.DataConfig().scene_reuse
+
+
+def _config(job: str, input_spec: str):
+  """The experiment of a job, with the input (``KIND`` or ``KIND+ENGINE``) it is fed."""
+  from d3tf.experiment import config as config_lib  # pylint: disable=g-import-not-at-top
+  input_kind, _, engine = input_spec.partition("+")
+  if input_kind not in ("fixed", "stream", "pool"):
+    raise ValueError(f"--inputs: unknown input {input_spec!r}; expected fixed, stream or pool, "
+                     "optionally followed by +ENGINE")
+  pool = ({"scene_pool_size": _POOL_SIZE.value, "scene_reuse": _reuse()}
           if input_kind == "pool" else {"scene_pool_size": 0})
+  base = config_lib.ExperimentConfig()
+  if engine:
+    base = base.replace(render={"engine": engine})
   if job == "default":
-    return config_lib.ExperimentConfig().replace(data=pool)
-  return config_lib.ExperimentConfig().replace(
+    return base.replace(data=pool)
+  return base.replace(
       data={"dataset": "nyu_densedepth", "data_path": _data_path(), "crop_size": 128,
             "val_scenes": ["office_0011"], **pool},
       camera={"focus_distance_m": 2.0}, model={"size": "small", "input_features": "rgb+bandpass"},
@@ -89,7 +106,7 @@ def _child(spec: str) -> dict:
   keras.utils.set_random_seed(0)
   task = DepthTask(_config(job, input_kind))
   dataset = task.build_inputs("train")
-  if input_kind == "fixed":
+  if input_kind.partition("+")[0] == "fixed":
     dataset = dataset.take(1).cache().repeat()
   model = task.build_model()
   model.compile(optimizer=task.build_optimizer(), loss=task.build_losses())
@@ -120,7 +137,7 @@ def _child(spec: str) -> dict:
 def _run_child(job: str, input_kind: str) -> dict:
   command = [sys.executable, os.path.abspath(__file__), f"--child={job}:{input_kind}",
              f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}",
-             f"--scene_pool_size={_POOL_SIZE.value}", f"--scene_reuse={_REUSE.value}",
+             f"--scene_pool_size={_POOL_SIZE.value}", f"--scene_reuse={_reuse()}",
              f"--data_path={_DATA_PATH.value}"]
   result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=_ROOT)
   if result.returncode:
@@ -154,7 +171,7 @@ def main(argv):
       "Command (from the repository root): `TF_CPP_MIN_LOG_LEVEL=2 python "
       f"benchmarks/bench_train_input.py --rounds={_ROUNDS.value} --steps={_STEPS.value} "
       f"--jobs={','.join(_JOBS.value)} --inputs={','.join(_INPUTS.value)} "
-      f"--scene_pool_size={_POOL_SIZE.value} --scene_reuse={_REUSE.value}`  ",
+      f"--scene_pool_size={_POOL_SIZE.value} --scene_reuse={_reuse()}`  ",
       f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, 1-minute load average "
       f"{load_before:.1f} at the start and {load_after:.1f} at the end, Python "
       f"{platform.python_version()}, no GPU; TF_CPU_ALLOCATOR_USE_BFC={allocator} (the "
@@ -165,7 +182,8 @@ def main(argv):
       "real NYU frames, batch 8, focus 2 m). Inputs: `fixed` = one batch fetched once; "
       "`stream` = every example from its own scene or frame (`--scene_pool_size=0`); `pool` = "
       f"the scene pool ({_POOL_SIZE.value} scenes rendered at twice the crop's side, "
-      f"{_REUSE.value} crops each). Each run is its own process; configurations take turns over "
+      f"{_reuse()} crops each, the renderer's engine after a +, else the config's: 'auto', "
+      "tiled for 256x256 windows). Each run is its own process; configurations take turns over "
       f"{_ROUNDS.value} rounds; {_STEPS.value} timed steps after {_WARMUP.value} untimed.",
       "CPU = user + system seconds of the whole process (all threads) over the timed steps: "
       "the primary figure on this shared machine, where wall time swings with other jobs.", "",
@@ -173,7 +191,8 @@ def main(argv):
       "| wall runs | wall / fixed | system s/step | peak RSS MB |",
       "|---|---|---:|---|---:|---:|---|---:|---:|---:|"]
   for config in configs:
-    fixed = (config[0], "fixed")
+    fixed = next(((config[0], kind) for kind in _INPUTS.value if kind.startswith("fixed")),
+                 (config[0], "fixed"))
 
     def ratio(key, config=config, fixed=fixed):
       return f"{med(config, key) / med(fixed, key):.2f}" if fixed in runs else "-"

@@ -47,15 +47,33 @@ _ALLOCATORS = flags.DEFINE_list("allocators", ["bfc"],
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: Model variants: D3NetConfig overrides and TensorFlow thread settings (None: TF's default).
+#: Model variants: D3NetConfig overrides, TensorFlow thread settings (None: TF's default) and
+#: environment variables of the child process.
 VARIANTS = {
     "keras_bn": {"config": {"fused_batch_norm": False}},
     "fused_bn": {"config": {"fused_batch_norm": True}},
     "fused_bn_recompute": {"config": {"fused_batch_norm": True, "recompute": True}},
     "fused_bn_inter1": {"config": {"fused_batch_norm": True}, "inter_op_threads": 1},
+    # TensorFlow's own (Eigen) CPU kernels instead of oneDNN's.
+    "fused_bn_eigen": {"config": {"fused_batch_norm": True},
+                       "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+    # glibc malloc with at most 2 arenas (one per core) instead of up to 8 per core.
+    "fused_bn_arenas2": {"config": {"fused_batch_norm": True}, "env": {"MALLOC_ARENA_MAX": "2"}},
+    # oneDNN keeps no compiled primitives between calls.
+    "fused_bn_nocache": {"config": {"fused_batch_norm": True},
+                         "env": {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}},
+    # Mixed precision: bfloat16 compute, float32 weights (CPUs with AVX512_BF16 / AMX).
+    "fused_bn_bf16": {"config": {"fused_batch_norm": True}, "precision": "mixed_bfloat16"},
+    "fused_bn_recompute_bf16": {"config": {"fused_batch_norm": True, "recompute": True},
+                                "precision": "mixed_bfloat16"},
+    "fused_bn_recompute_eigen": {"config": {"fused_batch_norm": True, "recompute": True},
+                                 "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
 }
 _VARIANTS = flags.DEFINE_list("variants", ["keras_bn", "fused_bn"],
                               f"Model variants, the first the reference: {sorted(VARIANTS)}.")
+_CONFIGS = flags.DEFINE_list("configs", None, "VARIANT@ALLOCATOR pairs to run instead of "
+                             "--variants x --allocators (the first the reference), e.g. "
+                             "keras_bn@default,fused_bn@bfc.")
 _CHILD = flags.DEFINE_string("child", None, "Internal: run this variant, print JSON.")
 
 
@@ -72,6 +90,8 @@ def _child() -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(variant["inter_op_threads"])
   if variant.get("intra_op_threads"):
     tf.config.threading.set_intra_op_parallelism_threads(variant["intra_op_threads"])
+  if variant.get("precision"):
+    keras.mixed_precision.set_global_policy(variant["precision"])
   keras.utils.set_random_seed(0)
   rng = np.random.default_rng(0)
   size, batch = _CROP.value, _BATCH.value
@@ -103,7 +123,8 @@ def _child() -> dict:
 
 
 def _run_child(allocator: str, variant: str) -> dict:
-  env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false")
+  env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false",
+             **VARIANTS[variant].get("env", {}))
   # The child imports d3tf from this checkout, not from wherever the package is installed.
   env["PYTHONPATH"] = os.pathsep.join(
       [_REPO_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -122,11 +143,20 @@ def main(argv):
   if _CHILD.value:
     sys.stdout.write(json.dumps(_child()) + "\n")
     return
-  unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
-  if unknown:
-    raise app.UsageError(f"--variants: unknown {unknown}; known: {sorted(VARIANTS)}")
-  configurations = [(allocator, variant) for allocator in _ALLOCATORS.value
-                    for variant in _VARIANTS.value]
+  if _CONFIGS.value:
+    configurations = []
+    for pair in _CONFIGS.value:
+      variant, _, allocator = pair.partition("@")
+      if variant not in VARIANTS or allocator not in ("default", "bfc"):
+        raise app.UsageError(f"--configs: {pair!r} is not VARIANT@ALLOCATOR with VARIANT in "
+                             f"{sorted(VARIANTS)} and ALLOCATOR 'default' or 'bfc'")
+      configurations.append((allocator, variant))
+  else:
+    unknown = sorted(set(_VARIANTS.value) - set(VARIANTS))
+    if unknown:
+      raise app.UsageError(f"--variants: unknown {unknown}; known: {sorted(VARIANTS)}")
+    configurations = [(allocator, variant) for allocator in _ALLOCATORS.value
+                      for variant in _VARIANTS.value]
   runs = {configuration: [] for configuration in configurations}
   load_before = os.getloadavg()[0]
   for round_index in range(_ROUNDS.value):
@@ -150,8 +180,9 @@ def main(argv):
       "Command (from the repository root): `TF_CPP_MIN_LOG_LEVEL=2 python "
       f"benchmarks/bench_train_step.py --model_size={_SIZE.value} --batch_size={_BATCH.value} "
       f"--crop_size={_CROP.value} --rounds={_ROUNDS.value} --steps={_STEPS.value} "
-      f"--warmup={_WARMUP.value} --variants={','.join(_VARIANTS.value)} "
-      f"--allocators={','.join(_ALLOCATORS.value)}`  ",
+      f"--warmup={_WARMUP.value} "
+      + (f"--configs={','.join(_CONFIGS.value)}`  " if _CONFIGS.value else
+         f"--variants={','.join(_VARIANTS.value)} --allocators={','.join(_ALLOCATORS.value)}`  "),
       f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, 1-minute load average "
       f"{load_before:.1f} at the start, {load_after:.1f} at the end, "
       f"{min(loads):.1f}-{max(loads):.1f} at the ends of the runs; Python "
@@ -178,14 +209,21 @@ def main(argv):
         + ", ".join(f"{run['max_rss_mb']:.0f}" for run in measured)
         + f" | {median(configuration, 'tensor_peak_mb'):.0f} |")
   lines.append("")
-  for allocator in _ALLOCATORS.value:
+  if _CONFIGS.value:  # Each configuration against the first one.
+    reference = configurations[0]
+    for configuration in configurations[1:]:
+      ratio = lambda key, c=configuration: median(c, key) / median(reference, key)
+      lines.append(f"- {configuration[1]} ({configuration[0]}) / {reference[1]} ({reference[0]}), "
+                   f"medians: wall {ratio('seconds_per_step'):.2f}x, CPU "
+                   f"{ratio('cpu_seconds_per_step'):.2f}x, peak RSS {ratio('max_rss_mb'):.2f}x.")
+  for allocator in ([] if _CONFIGS.value else _ALLOCATORS.value):
     reference = (allocator, _VARIANTS.value[0])
     for variant in _VARIANTS.value[1:]:
       ratio = lambda key: median((allocator, variant), key) / median(reference, key)
       lines.append(f"- {variant} / {reference[1]} ({allocator}, medians): wall "
                    f"{ratio('seconds_per_step'):.2f}x, CPU {ratio('cpu_seconds_per_step'):.2f}x, "
                    f"peak RSS {ratio('max_rss_mb'):.2f}x.")
-  for variant in _VARIANTS.value:
+  for variant in ([] if _CONFIGS.value else _VARIANTS.value):
     if {"default", "bfc"} <= set(_ALLOCATORS.value):
       ratio = lambda key: median(("bfc", variant), key) / median(("default", variant), key)
       lines.append(f"- BFC / default ({variant}, medians): wall {ratio('seconds_per_step'):.2f}x, "

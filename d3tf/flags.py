@@ -115,10 +115,11 @@ def define_render_flags() -> None:
                      "(1/photo-electrons at white). Default: 0 (none).", lower_bound=0)
   flags.DEFINE_float("noise_read_std", None, "Read-noise standard deviation, linear units. "
                      "Default: 0.", lower_bound=0)
-  flags.DEFINE_enum("render_engine", None, ["reference", "fused", "tiled"],
+  flags.DEFINE_enum("render_engine", None, ["auto", "reference", "fused", "tiled"],
                     "Renderer engine (the same renders to ~1e-3): 'tiled' uses about 5x less "
                     "CPU than 'reference' on 480x640 frames after an XLA compilation per image "
-                    "shape (docs/renderer.md). Default: reference.")
+                    "shape (docs/renderer.md); 'auto': 'tiled' for the scene pool's windows of "
+                    "256x256 pixels or more, 'reference' elsewhere. Default: auto.")
 
 
 def render_config_from_flags() -> config_lib.RenderConfig:

@@ -112,6 +112,8 @@ def test_pooled_render_gets_sensor_noise_and_rounding_after_the_crop():
     ({"size": 0}, "scene pool size must be an integer in [1, 4096], got 0"),
     ({"reuse": 2.5}, "scene pool reuse must be an integer in [1, 1024], got 2.5"),
     ({"window": (16, 64)}, "scene pool window (16, 64) must be at least the crop size"),
+    ({"engine": "fast"}, "scene pool engine must be one of ('fused', 'reference', 'tiled') or "
+                         "None, got 'fast'"),
 ])
 def test_bad_pool_options_are_named(kwargs, message):
   with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")
@@ -154,3 +156,22 @@ def test_a_pool_window_is_a_wider_view_around_the_crop_sized_scene():
   np.testing.assert_allclose(window["depth"][16:48, 16:48], crop["depth"], rtol=1e-5)
   with pytest.raises(ValueError, match="focal_px must be a positive number or None, got -1"):
     procedural.generate_scene(3, height=32, width=32, focal_px=-1)
+
+
+def test_auto_engine_renders_large_pool_windows_with_the_tiled_engine():
+  from d3tf.experiment.task import DepthTask  # pylint: disable=g-import-not-at-top
+  default = config_lib.ExperimentConfig()
+  assert default.render.engine == "auto"
+  # The default job's 256x256 windows are tiled; a small run's windows skip the compilation.
+  assert DepthTask(default)._scene_pool().engine == "tiled"  # pylint: disable=protected-access
+  small = DepthTask(default.replace(data={"crop_size": 64}))
+  assert small._scene_pool().engine == "reference"  # pylint: disable=protected-access
+  # Anything else "auto" renders (streams, validation, the render CLI) is the reference engine.
+  assert default.render.engine_for(480 * 640) == "reference"
+  assert "engine" not in default.render.render_options()
+  # An explicit engine is used everywhere, the pool included.
+  explicit = default.replace(render={"engine": "reference"})
+  assert DepthTask(explicit)._scene_pool().engine == "reference"  # pylint: disable=protected-access
+  assert explicit.render.engine_for(1 << 20, pool=True) == "reference"
+  fused = config_lib.RenderConfig(engine="fused")
+  assert fused.engine_for() == "fused" and fused.render_options()["engine"] == "fused"

@@ -140,8 +140,8 @@ def random_scale_crop(image: tf.Tensor, depth: tf.Tensor, crop_size: Sequence[in
 def random_flip(image: tf.Tensor, depth: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   """Flips image and depth left-right together, with probability 1/2."""
   flip = tf.random.stateless_uniform([], seed) < 0.5
-  return (tf.where(flip, tf.reverse(image, [1]), image),
-          tf.where(flip, tf.reverse(depth, [1]), depth))
+  return tf.cond(flip, lambda: (tf.reverse(image, [1]), tf.reverse(depth, [1])),
+                 lambda: (image, depth))
 
 
 def random_colour_gains(image: tf.Tensor, channel_gain_range: Sequence[float],

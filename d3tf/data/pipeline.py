@@ -266,8 +266,11 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
   if scene_pool is not None and camera is not None:
     # Members render without sensor noise and rounding: each example gets its own after its crop.
     settings = RenderOptions.for_mode(**dict(render_options or {}))
-    pool_defocus = make_defocus_fn(camera, psf, dict(render_options or {}, noise_shot_gain=0.0,
-                                                     noise_read_std=0.0, output_bits=0))
+    member_options = dict(render_options or {}, noise_shot_gain=0.0, noise_read_std=0.0,
+                          output_bits=0)
+    if scene_pool.engine is not None:
+      member_options["engine"] = scene_pool.engine
+    pool_defocus = make_defocus_fn(camera, psf, member_options)
     sensor_finish = scene_pool_lib.make_sensor_finish(
         settings.noise_shot_gain, settings.noise_read_std, settings.output_bits)
   if seed is None:

@@ -72,11 +72,17 @@ class PoolOptions:
     window: (height, width) of the rendered windows, or None for twice the
       crop's size. Must be at least the crop's size; real frames must be at
       least the window's size.
+    engine: The renderer's engine for the members (one of
+      :data:`d3tf.optics.render.ENGINES`), or None for the pipeline's render
+      options' engine. Members all have the window's shape, the case the
+      compiled "tiled" engine is made for (one compilation, ~5 s, then about
+      2x less CPU per member than "reference" at 256x256).
   """
 
   size: int = 64
-  reuse: int = 32
+  reuse: int = 64
   window: tuple[int, int] | None = None
+  engine: str | None = None
 
   def __post_init__(self):
     for name, value, high in (("size", self.size, MAX_POOL_SIZE),
@@ -86,6 +92,11 @@ class PoolOptions:
         raise ValueError(f"scene pool {name} must be an integer in [1, {high}], got {value!r}")
     if self.window is not None:
       object.__setattr__(self, "window", _pair("scene pool window", self.window))
+    if self.engine is not None:
+      from d3tf.optics.render import ENGINES  # pylint: disable=g-import-not-at-top
+      if self.engine not in ENGINES:
+        raise ValueError(f"scene pool engine must be one of {ENGINES} or None, "
+                         f"got {self.engine!r}")
 
   def window_for(self, crop_size: Sequence[int]) -> tuple[int, int]:
     """The window (height, width) for crops of ``crop_size``; checks it holds them."""
@@ -130,10 +141,16 @@ def random_crop(image: tf.Tensor, depth: tf.Tensor, crop_size: Sequence[int],
   Raises (when run) InvalidArgumentError if the image is smaller than the crop.
   """
   crop_h, crop_w = (int(v) for v in crop_size)
-  channels = image.shape[-1]
-  stacked = tf.concat([image, depth[..., tf.newaxis]], axis=-1)
-  out = tf.image.stateless_random_crop(stacked, [crop_h, crop_w, channels + 1], seed=seed)
-  return out[..., :channels], out[..., channels]
+  # The offset tf.image.stateless_random_crop draws for image and depth stacked as one
+  # [H, W, C + 1] tensor, without building that stack (a copy of the whole window).
+  shape = tf.shape(depth)
+  limit = shape - tf.constant([crop_h, crop_w]) + 1
+  with tf.control_dependencies([tf.debugging.assert_positive(
+      limit, "random_crop: the window is smaller than the crop")]):
+    offset = tf.random.stateless_uniform([3], seed=seed, maxval=tf.int32.max, dtype=tf.int32)
+    offset = offset[:2] % limit
+  return (tf.slice(image, tf.concat([offset, [0]], 0), [crop_h, crop_w, -1]),
+          tf.slice(depth, offset, [crop_h, crop_w]))
 
 
 def prepare_member(image: tf.Tensor, depth: tf.Tensor, window: Sequence[int], seed: tf.Tensor,

@@ -116,7 +116,7 @@ class DataConfig:
   on_error: str = _choices("raise", "skip", default="raise")
   # The scene pool (d3tf.data.scene_pool): cheap input for CPU training.
   scene_pool_size: int | None = _bounded(None, 0, 4096)
-  scene_reuse: int = _bounded(32, 1, 1024)
+  scene_reuse: int = _bounded(64, 1, 1024)
 
 
 @dataclasses.dataclass
@@ -187,6 +187,12 @@ class CameraConfig:
       raise ConfigError("camera", overrides, f"camera: {e}") from None
 
 
+#: The smallest scene pool window (pixels) that ``RenderConfig(engine="auto")`` renders with
+#: the tiled engine: 256x256, the default job's windows (twice its 128x128 crops). Smaller
+#: windows (tests, tiny runs) keep the reference engine and skip the ~5 s XLA compilation.
+AUTO_TILED_MIN_PIXELS = 256 * 256
+
+
 @dataclasses.dataclass
 class RenderConfig:
   """How defocus is rendered on all-in-focus data.
@@ -201,7 +207,11 @@ class RenderConfig:
     noise_shot_gain, noise_read_std: Sensor noise (0: none).
     engine: The renderer's engine (:data:`d3tf.optics.render.ENGINES`):
       "reference", "fused" or "tiled" (the same renders to about 1e-3; the
-      compiled engines cost less CPU after a compilation per image shape).
+      compiled engines cost less CPU after a compilation per image shape,
+      ~5 s), or "auto": "tiled" for the scene pool's windows of at least
+      :data:`AUTO_TILED_MIN_PIXELS` (one shape, rendered over and over: the
+      compilation pays back), "reference" everywhere else (see
+      :meth:`engine_for`).
     rho: Gaussian PSF sigma per unit of blur diameter (the paper: 0.3).
   """
 
@@ -211,7 +221,7 @@ class RenderConfig:
   bits: int = _bounded(0, 0, 16)
   noise_shot_gain: float = _bounded(0.0, 0.0)
   noise_read_std: float = _bounded(0.0, 0.0)
-  engine: str = _choices("reference", "fused", "tiled", default="reference")
+  engine: str = _choices("auto", "reference", "fused", "tiled", default="auto")
   rho: float = _bounded(psf_lib.DEFAULT_RHO, 0.0, low_open=True)
 
   def render_options(self) -> dict[str, Any]:
@@ -223,11 +233,27 @@ class RenderConfig:
       options["noise_shot_gain"] = self.noise_shot_gain
     if self.noise_read_std:
       options["noise_read_std"] = self.noise_read_std
-    if self.engine != "reference":
+    if self.engine not in ("auto", "reference"):
       options["engine"] = self.engine
     if self.rho != psf_lib.DEFAULT_RHO:
       options["rho"] = self.rho
     return options
+
+  def engine_for(self, pixels: int | None = None, pool: bool = False) -> str:
+    """The engine that renders images of ``pixels`` pixels each.
+
+    Args:
+      pixels: Pixels per image (None: not known when the graph is built).
+      pool: Whether the images are the scene pool's windows.
+
+    Returns:
+      ``engine`` itself, unless "auto": then "tiled" for pool windows of at
+      least :data:`AUTO_TILED_MIN_PIXELS`, else "reference".
+    """
+    if self.engine != "auto":
+      return self.engine
+    return ("tiled" if pool and pixels is not None and pixels >= AUTO_TILED_MIN_PIXELS
+            else "reference")
 
 
 @dataclasses.dataclass

@@ -43,7 +43,8 @@ def render_options(render: config_lib.RenderConfig, near_m: float = 0.5, far_m: 
   from d3tf.optics import RenderOptions  # pylint: disable=g-import-not-at-top
   return RenderOptions.for_mode(render.mode, depth_range_m=(near_m, far_m),
                                 noise_shot_gain=render.noise_shot_gain,
-                                noise_read_std=render.noise_read_std, engine=render.engine)
+                                noise_read_std=render.noise_read_std,
+                                engine=render.engine_for())
 
 
 def render(images: np.ndarray, depths: np.ndarray, camera, render: config_lib.RenderConfig,

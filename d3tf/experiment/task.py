@@ -164,8 +164,9 @@ class DepthTask:
     window = (2 * data.crop_size, 2 * data.crop_size)
     if not self.config.is_procedural:  # Real frames: a window that fits NYU's 480x640.
       window = tuple(min(w, f) for w, f in zip(window, mixing.NYU_FRAME_SIZE))
-    return scene_pool.PoolOptions(size=data.scene_pool_size, reuse=data.scene_reuse,
-                                  window=window)
+    return scene_pool.PoolOptions(
+        size=data.scene_pool_size, reuse=data.scene_reuse, window=window,
+        engine=self.config.render.engine_for(window[0] * window[1], pool=True))
 
   def build_inputs(self, split: str = "train", input_context=None, start_step: int = 0):
     """The (inputs, depth) batches of ``split``.
