@@ -25,15 +25,15 @@ import glob
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
+
+import child_process  # The sibling module: the scripts run from benchmarks/.
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OUTPUT = flags.DEFINE_string("output", "benchmarks/results/allocator.md",
@@ -49,11 +49,6 @@ _CHILD = flags.DEFINE_string("child", None, "Internal: run this workload once, p
 
 _DEFAULT_STEPS = {"train_default": 20, "train_full": 4, "render": 3}
 _WARMUP = {"train_default": 3, "train_full": 1, "render": 1}
-
-
-def _usage() -> tuple[float, float]:
-  usage = resource.getrusage(resource.RUSAGE_SELF)
-  return usage.ru_utime, usage.ru_stime
 
 
 def _data_dir() -> str:
@@ -105,26 +100,22 @@ def _child(name: str) -> dict:
   for _ in range(_WARMUP[name]):
     step()
   steps = _STEPS.value or _DEFAULT_STEPS[name]
-  user0, sys0 = _usage()
+  user0, sys0 = child_process.cpu_times()
   start = time.perf_counter()
   for _ in range(steps):
     step()
   wall = time.perf_counter() - start
-  user1, sys1 = _usage()
+  user1, sys1 = child_process.cpu_times()
   return {"unit": unit, "wall": wall / steps, "user": (user1 - user0) / steps,
           "sys": (sys1 - sys0) / steps,
-          "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+          "max_rss_mb": child_process.max_rss_mb()}
 
 
 def _run_child(name: str, allocator: str) -> dict:
   env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false")
-  command = [sys.executable, os.path.abspath(__file__), f"--child={name}",
-             f"--steps={_STEPS.value}", f"--data_dir={_DATA_DIR.value}"]
-  result = subprocess.run(command, env=env, capture_output=True, text=True, check=False,
-                          cwd=_ROOT)
-  if result.returncode:
-    raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return child_process.run_json_child(
+      __file__, [f"--child={name}", f"--steps={_STEPS.value}", f"--data_dir={_DATA_DIR.value}"],
+      env=env, cwd=_ROOT)
 
 
 def main(argv):

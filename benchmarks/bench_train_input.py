@@ -35,15 +35,15 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
+
+import child_process  # The sibling module: the scripts run from benchmarks/.
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OUTPUT = flags.DEFINE_string("output", "benchmarks/results/train_input.md",
@@ -112,10 +112,7 @@ def _child(spec: str) -> dict:
   model.compile(optimizer=task.build_optimizer(), loss=task.build_losses())
   steps, warmup = _STEPS.value, _WARMUP.value
 
-  def usage() -> tuple[float, float]:
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return u.ru_utime, u.ru_stime
-
+  usage = child_process.cpu_times
   class Timer(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -131,18 +128,14 @@ def _child(spec: str) -> dict:
   model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[timer])
   return {"wall": timer.seconds / steps, "cpu": (timer.user + timer.sys) / steps,
           "sys": timer.sys / steps,
-          "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+          "max_rss_mb": child_process.max_rss_mb()}
 
 
 def _run_child(job: str, input_kind: str) -> dict:
-  command = [sys.executable, os.path.abspath(__file__), f"--child={job}:{input_kind}",
-             f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}",
-             f"--scene_pool_size={_POOL_SIZE.value}", f"--scene_reuse={_reuse()}",
-             f"--data_path={_DATA_PATH.value}"]
-  result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=_ROOT)
-  if result.returncode:
-    raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return child_process.run_json_child(
+      __file__, [f"--child={job}:{input_kind}", f"--steps={_STEPS.value}",
+                 f"--warmup={_WARMUP.value}", f"--scene_pool_size={_POOL_SIZE.value}",
+                 f"--scene_reuse={_reuse()}", f"--data_path={_DATA_PATH.value}"], cwd=_ROOT)
 
 
 def main(argv):

@@ -23,15 +23,15 @@ import datetime
 import json
 import os
 import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 
 from absl import app
 from absl import flags
 from absl import logging
+
+import child_process  # The sibling module: the scripts run from benchmarks/.
 
 _OUTPUT = flags.DEFINE_string("output", "benchmarks/results/train_step.md",
                               "Markdown file for the results ('' to only log them).")
@@ -100,10 +100,7 @@ def _child() -> dict:
   model = models.build_d3net(getattr(models.D3NetConfig, _SIZE.value)(**variant["config"]))
   model.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
 
-  def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
+  cpu_seconds = child_process.cpu_seconds
   for _ in range(_WARMUP.value):
     model.train_on_batch(images, depths)
   start, start_cpu = time.perf_counter(), cpu_seconds()
@@ -117,7 +114,7 @@ def _child() -> dict:
   return {"tensor_peak_mb": tensor_peak_mb,
           "seconds_per_step": (time.perf_counter() - start) / steps,
           "cpu_seconds_per_step": (cpu_seconds() - start_cpu) / steps,
-          "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+          "max_rss_mb": child_process.max_rss_mb(),
           "parameters": int(model.count_params()), "load": os.getloadavg()[0],
           "d3tf": os.path.dirname(models.__file__)}
 
@@ -128,14 +125,10 @@ def _run_child(allocator: str, variant: str) -> dict:
   # The child imports d3tf from this checkout, not from wherever the package is installed.
   env["PYTHONPATH"] = os.pathsep.join(
       [_REPO_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-  command = [sys.executable, os.path.abspath(__file__), f"--child={variant}",
-             f"--steps={_STEPS.value}",
-             f"--warmup={_WARMUP.value}", f"--model_size={_SIZE.value}",
-             f"--batch_size={_BATCH.value}", f"--crop_size={_CROP.value}"]
-  result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-  if result.returncode:
-    raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  return child_process.run_json_child(
+      __file__, [f"--child={variant}", f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}",
+                 f"--model_size={_SIZE.value}", f"--batch_size={_BATCH.value}",
+                 f"--crop_size={_CROP.value}"], env=env)
 
 
 def main(argv):

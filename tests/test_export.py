@@ -270,6 +270,8 @@ def test_tflite_float32_matches_the_saved_model(loaded, deterministic_export, tm
                              _serve(deterministic_export, images)["depth"], atol=1e-4, rtol=0)
   with pytest.raises(ValueError, match="takes 64x96 images.*got 50x70"):
     fixed.predict(_images(1, 50, 70))
+  with pytest.raises(ValueError, match="does not take a camera.*got camera=.15.0, 2.8"):
+    predictor.predict(images, camera=[15.0, 2.8, 5.6, 2.0])
 
 
 def test_tflite_float16_and_int8_stay_close(loaded, deterministic_export, tmp_path):

@@ -99,6 +99,8 @@ def test_bad_arguments(predictor):
     predictor.predict(np.zeros((8, 8, 3), np.uint16))
   with pytest.raises(ValueError, match="samples"):
     predictor.predict(_images(8, 8), samples=0)
+  with pytest.raises(ValueError, match="does not take a camera.*predict without camera="):
+    predictor.predict(_images(8, 8), camera=[15.0, 2.8, 5.6, 2.0])
 
 
 def test_samples_need_mc_dropout_layers():

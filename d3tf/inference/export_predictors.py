@@ -105,9 +105,7 @@ class _ExportPredictor:
   def _cameras(self, camera, batch: int) -> np.ndarray | None:
     """The ``[batch, 4]`` camera input, or None (no camera given, or a one-camera export)."""
     if not self.camera_aware:
-      if camera is not None:
-        raise ValueError(f"{self.path} does not take a camera (a one-camera model, trained on "
-                         "its metadata's camera); predict without camera=")
+      protocol.refuse_camera(camera, str(self.path))
       return None
     return None if camera is None else protocol.as_camera_vectors(camera, batch)
 

@@ -187,13 +187,11 @@ class Predictor:
 
   def _camera_vectors(self, camera, batch: int) -> np.ndarray | None:
     """The ``[batch, 4]`` camera vectors of a camera-aware model (None for other models)."""
+    from d3tf.serving import protocol  # pylint: disable=g-import-not-at-top
     if not self.camera_aware:
-      if camera is not None:
-        raise ValueError(f"model {self.path or ''} does not take a camera (it was trained on "
-                         "one camera, its metadata's); predict without camera=")
+      protocol.refuse_camera(camera, f"model {self.path or ''}")
       return None
     from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
-    from d3tf.serving import protocol  # pylint: disable=g-import-not-at-top
     camera = self.camera if camera is None else camera
     if camera is None:
       raise ValueError(f"model {self.path or ''} is camera-aware: give the camera of the images "

@@ -297,14 +297,34 @@ def composite(radiance, coordinate, padded_radiance, padded_coordinate, pad, gri
   accumulated = to_image(accumulated)
   if not normalize:
     return accumulated
-  transmittance = transmittance[..., tf.newaxis]
+  return finish(accumulated, transmittance[..., tf.newaxis],
+                to_image(filled) if fill else None,
+                fill_weight[..., tf.newaxis] if fill else None, radiance, min_support)
+
+
+def finish(accumulated, transmittance, filled, fill_weight, radiance, min_support: float):
+  """The composite's last step (normalised modes): renormalise, then fill hidden background.
+
+  Where the slabs cover a pixel (coverage ``1 - transmittance`` above
+  ``min_support``) the accumulated colour is divided by the coverage, else the
+  sharp ``radiance`` is kept; with the fill, the uncovered rest takes the
+  colour of what is behind the blocking slabs. All arguments broadcast
+  together, elementwise.
+
+  Args:
+    accumulated: The composited colour.
+    transmittance: What the slabs leave uncovered.
+    filled, fill_weight: The hidden-background colour sum and weight, or
+      None (no fill).
+    radiance: The sharp colour of the same pixels.
+    min_support: The smallest coverage or weight divided by.
+  """
   coverage = 1.0 - transmittance
   renormalised = tf.where(coverage > min_support,
                           accumulated / tf.maximum(coverage, min_support), radiance)
-  if not fill:
+  if filled is None:
     return renormalised
-  fill_weight = fill_weight[..., tf.newaxis]
-  fill_colour = tf.math.divide_no_nan(to_image(filled), fill_weight)
+  fill_colour = tf.math.divide_no_nan(filled, fill_weight)
   return tf.where(fill_weight > min_support, accumulated + transmittance * fill_colour,
                   renormalised)
 

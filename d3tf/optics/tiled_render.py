@@ -182,14 +182,8 @@ def composite(radiance, padded_radiance, padded_coordinate, pad, grid, plans, se
     if not normalize:
       return accumulated
     own = tile_radiance[:, pad:pad + tile_h, pad:pad + tile_w]
-    coverage = 1.0 - transmittance
-    renormalised = tf.where(coverage > min_support,
-                            accumulated / tf.maximum(coverage, min_support), own)
-    if not fill:
-      return renormalised
-    fill_colour = tf.math.divide_no_nan(filled, fill_weight)
-    return tf.where(fill_weight > min_support, accumulated + transmittance * fill_colour,
-                    renormalised)
+    return fused_lib.finish(accumulated, transmittance, filled if fill else None,
+                            fill_weight if fill else None, own, min_support)
 
   def body(tile, outputs):
     return tile + 1, outputs.write(tile, render_tile(tile))

@@ -165,6 +165,18 @@ def check_encoded_images(encoded: bytes | Iterable[bytes]) -> list[bytes]:
 
 
 
+def refuse_camera(camera, model: str) -> None:
+  """Raises ValueError if a camera is given to a one-camera model (which takes none).
+
+  Args:
+    camera: What the caller passed as ``camera=`` (None: nothing).
+    model: The model, for the message (e.g. its path).
+  """
+  if camera is not None:
+    raise ValueError(f"{model} does not take a camera (a one-camera model, trained on its "
+                     f"metadata's camera); predict without camera=, got camera={camera!r}")
+
+
 def as_camera_vectors(camera, batch: int, what: str = "camera") -> np.ndarray:
   """Checks and converts a camera to the exports' camera input: float32 ``[batch, 4]``.
 
