@@ -28,8 +28,10 @@ _INSTALL_REQUIRES = [
 ]
 
 _EXTRAS = {
-    # The export and serving tests run the LiteRT interpreter and TF Serving's gRPC stubs.
-    "test": ["pytest>=8", "ai-edge-litert>=2.3,<2.4", "tensorflow-serving-api>=2.21,<2.22"],
+    # The export and serving tests run the LiteRT interpreter and TF Serving's gRPC stubs;
+    # pytest-xdist runs the suite in two processes (README: the test command).
+    "test": ["pytest>=8", "pytest-xdist>=3.6,<4", "ai-edge-litert>=2.3,<2.4",
+             "tensorflow-serving-api>=2.21,<2.22"],
     "tune": ["keras-tuner>=1.4.8,<1.5", "tensorboard>=2.21,<2.22", "scikit-learn>=1.3"],  # sklearn: Bayesian
     "export": ["ai-edge-litert>=2.3,<2.4", "tensorflow-serving-api>=2.21,<2.22"],
 }

@@ -145,12 +145,13 @@ def test_init_from_warns_when_its_camera_is_another(tmp_path, caplog):
   from d3tf.experiment import train_lib  # pylint: disable=g-import-not-at-top
   source = _model(tmp_path / "pretrained", Camera.dslr_d200_35mm(f_number=2.8))
   target = build_d3net(D3NetConfig.tiny())
-  with caplog.at_level("INFO"):
+  # absl's logger keeps the level a flag parse in an earlier test gave it: set it here too.
+  with caplog.at_level("INFO"), caplog.at_level("INFO", logger="absl"):
     train_lib.init_from(target, str(source), Camera.dslr_d200_35mm(f_number=2.8),
                         check_camera=True)
   assert "the same camera as this run" in caplog.text and "another camera" not in caplog.text
   caplog.clear()
-  with caplog.at_level("WARNING"):
+  with caplog.at_level("WARNING"), caplog.at_level("WARNING", logger="absl"):
     train_lib.init_from(target, str(source), Camera.dslr_d200_35mm(f_number=8.0),
                         check_camera=True)
   assert "was trained on another camera than this run's: f-number 8 (init_from: 2.8)" in (
