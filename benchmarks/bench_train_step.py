@@ -209,19 +209,20 @@ def main(argv):
       lines.append(f"- {configuration[1]} ({configuration[0]}) / {reference[1]} ({reference[0]}), "
                    f"medians: wall {ratio('seconds_per_step'):.2f}x, CPU "
                    f"{ratio('cpu_seconds_per_step'):.2f}x, peak RSS {ratio('max_rss_mb'):.2f}x.")
-  for allocator in ([] if _CONFIGS.value else _ALLOCATORS.value):
-    reference = (allocator, _VARIANTS.value[0])
-    for variant in _VARIANTS.value[1:]:
-      ratio = lambda key: median((allocator, variant), key) / median(reference, key)
-      lines.append(f"- {variant} / {reference[1]} ({allocator}, medians): wall "
-                   f"{ratio('seconds_per_step'):.2f}x, CPU {ratio('cpu_seconds_per_step'):.2f}x, "
-                   f"peak RSS {ratio('max_rss_mb'):.2f}x.")
-  for variant in ([] if _CONFIGS.value else _VARIANTS.value):
-    if {"default", "bfc"} <= set(_ALLOCATORS.value):
-      ratio = lambda key: median(("bfc", variant), key) / median(("default", variant), key)
-      lines.append(f"- BFC / default ({variant}, medians): wall {ratio('seconds_per_step'):.2f}x, "
-                   f"CPU {ratio('cpu_seconds_per_step'):.2f}x, peak RSS "
-                   f"{ratio('max_rss_mb'):.2f}x.")
+  else:  # Each variant against the first, per allocator; then BFC against default.
+    for allocator in _ALLOCATORS.value:
+      reference = (allocator, _VARIANTS.value[0])
+      for variant in _VARIANTS.value[1:]:
+        ratio = lambda key: median((allocator, variant), key) / median(reference, key)
+        lines.append(f"- {variant} / {reference[1]} ({allocator}, medians): wall "
+                     f"{ratio('seconds_per_step'):.2f}x, CPU "
+                     f"{ratio('cpu_seconds_per_step'):.2f}x, peak RSS {ratio('max_rss_mb'):.2f}x.")
+    for variant in _VARIANTS.value:
+      if {"default", "bfc"} <= set(_ALLOCATORS.value):
+        ratio = lambda key: median(("bfc", variant), key) / median(("default", variant), key)
+        lines.append(f"- BFC / default ({variant}, medians): wall "
+                     f"{ratio('seconds_per_step'):.2f}x, CPU "
+                     f"{ratio('cpu_seconds_per_step'):.2f}x, peak RSS {ratio('max_rss_mb'):.2f}x.")
   text = "\n".join(lines) + "\n"
   logging.info("\n%s", text)
   if _OUTPUT.value:

@@ -167,11 +167,11 @@ def test_auto_engine_renders_large_pool_windows_with_the_tiled_engine():
   small = DepthTask(default.replace(data={"crop_size": 64}))
   assert small._scene_pool().engine == "reference"  # pylint: disable=protected-access
   # Anything else "auto" renders (streams, validation, the render CLI) is the reference engine.
-  assert default.render.engine_for(480 * 640) == "reference"
+  assert default.render.engine_for() == "reference"
   assert "engine" not in default.render.render_options()
   # An explicit engine is used everywhere, the pool included.
   explicit = default.replace(render={"engine": "reference"})
   assert DepthTask(explicit)._scene_pool().engine == "reference"  # pylint: disable=protected-access
-  assert explicit.render.engine_for(1 << 20, pool=True) == "reference"
+  assert explicit.render.engine_for(pool_window_pixels=1 << 20) == "reference"
   fused = config_lib.RenderConfig(engine="fused")
   assert fused.engine_for() == "fused" and fused.render_options()["engine"] == "fused"

@@ -239,12 +239,12 @@ class RenderConfig:
       options["rho"] = self.rho
     return options
 
-  def engine_for(self, pixels: int | None = None, pool: bool = False) -> str:
-    """The engine that renders images of ``pixels`` pixels each.
+  def engine_for(self, pool_window_pixels: int | None = None) -> str:
+    """The engine that renders the scene pool's windows, or (by default) anything else.
 
     Args:
-      pixels: Pixels per image (None: not known when the graph is built).
-      pool: Whether the images are the scene pool's windows.
+      pool_window_pixels: Pixels of the scene pool's windows, when rendering
+        them; None for every other render.
 
     Returns:
       ``engine`` itself, unless "auto": then "tiled" for pool windows of at
@@ -252,8 +252,8 @@ class RenderConfig:
     """
     if self.engine != "auto":
       return self.engine
-    return ("tiled" if pool and pixels is not None and pixels >= AUTO_TILED_MIN_PIXELS
-            else "reference")
+    return ("tiled" if pool_window_pixels is not None
+            and pool_window_pixels >= AUTO_TILED_MIN_PIXELS else "reference")
 
 
 @dataclasses.dataclass

@@ -166,7 +166,7 @@ class DepthTask:
       window = tuple(min(w, f) for w, f in zip(window, mixing.NYU_FRAME_SIZE))
     return scene_pool.PoolOptions(
         size=data.scene_pool_size, reuse=data.scene_reuse, window=window,
-        engine=self.config.render.engine_for(window[0] * window[1], pool=True))
+        engine=self.config.render.engine_for(pool_window_pixels=window[0] * window[1]))
 
   def build_inputs(self, split: str = "train", input_context=None, start_step: int = 0):
     """The (inputs, depth) batches of ``split``.
