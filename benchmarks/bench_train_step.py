@@ -47,8 +47,9 @@ _ALLOCATORS = flags.DEFINE_list("allocators", ["bfc"],
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: Model variants: D3NetConfig overrides, TensorFlow thread settings (None: TF's default) and
-#: environment variables of the child process.
+#: Model variants: D3NetConfig overrides, TensorFlow thread settings (None: TF's default),
+#: environment variables of the child process, the optimizer ("adam": Keras' Adam, the
+#: default here; "fused_adam": d3tf's FusedAdam) and the Keras dtype policy.
 VARIANTS = {
     "keras_bn": {"config": {"fused_batch_norm": False}},
     "fused_bn": {"config": {"fused_batch_norm": True}},
@@ -68,6 +69,14 @@ VARIANTS = {
                                 "precision": "mixed_bfloat16"},
     "fused_bn_recompute_eigen": {"config": {"fused_batch_norm": True, "recompute": True},
                                  "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
+    # Adam's update as one fused kernel per variable (d3tf.training.fused_adam, the CLIs'
+    # optimizer since run 4); the variants above use Keras' Adam.
+    "fused_bn_fused_adam": {"config": {"fused_batch_norm": True}, "optimizer": "fused_adam"},
+    "fused_bn_fused_adam_bf16": {"config": {"fused_batch_norm": True},
+                                 "optimizer": "fused_adam", "precision": "mixed_bfloat16"},
+    "fused_bn_recompute_fused_adam_bf16": {
+        "config": {"fused_batch_norm": True, "recompute": True}, "optimizer": "fused_adam",
+        "precision": "mixed_bfloat16"},
 }
 _VARIANTS = flags.DEFINE_list("variants", ["keras_bn", "fused_bn"],
                               f"Model variants, the first the reference: {sorted(VARIANTS)}.")
@@ -84,6 +93,7 @@ def _child() -> dict:
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
+  from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
 
   variant = VARIANTS[_CHILD.value]
   if variant.get("inter_op_threads"):
@@ -98,7 +108,9 @@ def _child() -> dict:
   images = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
   depths = rng.uniform(0.5, 10, (batch, size, size, 1)).astype("float32")
   model = models.build_d3net(getattr(models.D3NetConfig, _SIZE.value)(**variant["config"]))
-  model.compile(optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
+  optimizer_class = {"adam": keras.optimizers.Adam,
+                     "fused_adam": fused_adam.FusedAdam}[variant.get("optimizer", "adam")]
+  model.compile(optimizer=optimizer_class(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
 
   cpu_seconds = child_process.cpu_seconds
   for _ in range(_WARMUP.value):

@@ -224,3 +224,30 @@ def test_recomputing_d3net_trains_with_keras_fit():
   y = np.full((8, 32, 32, 1), 2.0, np.float32)
   history = model.fit(x, y, batch_size=4, epochs=4, verbose=0).history["loss"]
   assert np.all(np.isfinite(history)) and history[-1] < 0.7 * history[0]
+
+
+def test_fused_batch_norm_keeps_a_bfloat16_input_in_bfloat16():
+  """Under mixed bfloat16 the kernel takes the 16-bit input (no float32 copy kept for backward)."""
+  rng = np.random.default_rng(1)
+  x = tf.constant(rng.normal(1.0, 2.0, (2, 6, 5, 4)), tf.bfloat16)
+  keras_layer = keras.layers.BatchNormalization(momentum=0.9, dtype="mixed_bfloat16")
+  fused_layer = batch_norm.BatchNormalization(momentum=0.9, dtype="mixed_bfloat16")
+  for layer in (keras_layer, fused_layer):
+    layer.build(x.shape)
+    layer.set_weights(keras_layer.get_weights())
+
+  @tf.function
+  def forward(layer, x):
+    return layer(x, training=True)
+
+  graph = forward.get_concrete_function(fused_layer, x).graph
+  kernels = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+  assert [op.get_attr("T") for op in kernels] == [tf.bfloat16]
+  assert [op.get_attr("U") for op in kernels] == [tf.float32]
+  y, expected = forward(fused_layer, x), forward(keras_layer, x)
+  assert y.dtype == expected.dtype == tf.bfloat16
+  # bfloat16 has 8 bits of mantissa: equal to a few of its units.
+  np.testing.assert_allclose(tf.cast(y, tf.float32), tf.cast(expected, tf.float32),
+                             rtol=0, atol=0.05)
+  for weight, reference in zip(fused_layer.get_weights()[2:], keras_layer.get_weights()[2:]):
+    np.testing.assert_allclose(weight, reference, rtol=1e-2)

@@ -30,6 +30,9 @@ from d3tf import flags as flags_lib
 from d3tf.experiment import train_lib
 
 flags_lib.define_training_flags()
+# pipelines/ also holds the tuner's flagfile (--tuner ...): parsed here with its flags, which
+# other test modules defined before only when collected in the same process.
+flags_lib.define_tune_flags()
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _STEPS_PER_EPOCH = 5

@@ -189,6 +189,10 @@ register_preset("nyu_real_anycamera", {
 # Twice the budget: continued from nyu_real_anycamera's best.keras with fresh draws.
 register_preset("nyu_real_anycamera_long", {
     "training": {"seed": 1, "init_from": "runs/nyu_real_anycamera"}}, base="nyu_real_anycamera")
+# Third stage: from the second's best.keras, 2,400 steps at the paper's learning rate (2e-4).
+register_preset("nyu_real_anycamera_finetune", {
+    "training": {"seed": 2, "init_from": "runs/nyu_real_anycamera_long/best.keras",
+                 "learning_rate": 2e-4, "epochs": 12}}, base="nyu_real_anycamera")
 
 # Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
 register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},

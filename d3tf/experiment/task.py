@@ -304,9 +304,10 @@ class DepthTask:
             keras_metrics.MaskedRMS(max_depth_m=max_depth)]
 
   def build_optimizer(self):
-    import keras  # pylint: disable=g-import-not-at-top
+    """Adam (Keras' update, TensorFlow's fused kernel: :mod:`d3tf.training.fused_adam`)."""
+    from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
     training = self.config.training
-    return keras.optimizers.Adam(learning_rate=training.learning_rate, beta_1=training.beta1)
+    return fused_adam.FusedAdam(learning_rate=training.learning_rate, beta_1=training.beta1)
 
   @property
   def loss_name(self) -> str:

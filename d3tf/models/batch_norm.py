@@ -68,8 +68,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
   def call(self, inputs, training=None, mask=None):
     if not self._fused_applies(inputs, training, mask):
       return super().call(inputs, training=training, mask=mask)
+    # Statistics, scale and offset in float32 at least; a 16-bit input (mixed precision)
+    # stays 16-bit, so the kernel keeps a 16-bit copy for the backward pass, not a float32 one.
     compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
-    x = tf.cast(inputs, compute_dtype)
+    x = inputs if inputs.dtype in (tf.bfloat16, tf.float16) else tf.cast(inputs, compute_dtype)
     channels = x.shape[-1]
     scale = (tf.cast(self.gamma, compute_dtype) if self.scale
              else tf.ones([channels], compute_dtype))
