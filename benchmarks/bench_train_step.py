@@ -49,7 +49,9 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: Model variants: D3NetConfig overrides, TensorFlow thread settings (None: TF's default),
 #: environment variables of the child process, the optimizer ("adam": Keras' Adam, the
-#: default here; "fused_adam": d3tf's FusedAdam) and the Keras dtype policy.
+#: default here; "fused_adam": d3tf's FusedAdam), whether its slots are built before the first
+#: step ("build_optimizer"; else Keras builds them inside the first trace) and the Keras dtype
+#: policy.
 VARIANTS = {
     "keras_bn": {"config": {"fused_batch_norm": False}},
     "fused_bn": {"config": {"fused_batch_norm": True}},
@@ -77,6 +79,16 @@ VARIANTS = {
     "fused_bn_recompute_fused_adam_bf16": {
         "config": {"fused_batch_norm": True, "recompute": True}, "optimizer": "fused_adam",
         "precision": "mixed_bfloat16"},
+    # Adam's slots built before the first step (DepthTask.compile_model, the CLIs' way since
+    # run 5) instead of inside its trace, which makes tf.function trace the step twice.
+    "fused_bn_fused_adam_built": {"config": {"fused_batch_norm": True},
+                                  "optimizer": "fused_adam", "build_optimizer": True},
+    "fused_bn_fused_adam_built_bf16": {
+        "config": {"fused_batch_norm": True}, "optimizer": "fused_adam",
+        "build_optimizer": True, "precision": "mixed_bfloat16"},
+    "fused_bn_recompute_fused_adam_built_bf16": {
+        "config": {"fused_batch_norm": True, "recompute": True}, "optimizer": "fused_adam",
+        "build_optimizer": True, "precision": "mixed_bfloat16"},
 }
 _VARIANTS = flags.DEFINE_list("variants", ["keras_bn", "fused_bn"],
                               f"Model variants, the first the reference: {sorted(VARIANTS)}.")
@@ -111,6 +123,8 @@ def _child() -> dict:
   optimizer_class = {"adam": keras.optimizers.Adam,
                      "fused_adam": fused_adam.FusedAdam}[variant.get("optimizer", "adam")]
   model.compile(optimizer=optimizer_class(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
+  if variant.get("build_optimizer"):
+    model.optimizer.build(model.trainable_variables)
 
   cpu_seconds = child_process.cpu_seconds
   for _ in range(_WARMUP.value):

@@ -225,6 +225,33 @@ def test_task_inputs_are_sharded_per_replica_under_an_input_context():
   assert task.build_model().count_params() > 0
 
 
+def test_compiled_task_model_traces_its_train_step_once():
+  """Adam's slots are built by compile_model, not while the first step traces (a second trace)."""
+  from d3tf.experiment import task as task_lib  # pylint: disable=g-import-not-at-top
+  from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
+  task = task_lib.DepthTask(config_lib.ExperimentConfig().replace(
+      data={"crop_size": 32, "batch_size": 2}, model={"size": "tiny"}))
+  images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
+  depths = np.full((2, 32, 32, 1), 2.0, np.float32)
+  traces = {}
+  for prebuilt in (True, False):
+    model = task.build_model()
+    if prebuilt:
+      task.compile_model(model)
+      assert isinstance(model.optimizer, fused_adam.FusedAdam) and model.optimizer.built
+      # iteration, learning_rate and two slots per trainable variable.
+      assert len(model.optimizer.variables) == 2 + 2 * len(model.trainable_variables)
+    else:  # What compile_model saves: the slots made inside the first trace.
+      model.compile(optimizer=task.build_optimizer(), loss=task.build_losses())
+    traced = []
+    train_step = model.train_step
+    model.train_step = lambda data, step=train_step, log=traced: (log.append(1), step(data))[1]
+    model.train_on_batch(images, depths)
+    model.train_on_batch(images, depths)
+    traces[prebuilt] = len(traced)
+  assert traces == {True: 1, False: 2}
+
+
 def test_train_evaluate_and_export_in_process(tmp_path):
   """The whole loop through the libraries: no subprocess, no flags."""
   from d3tf.experiment import eval_lib  # pylint: disable=g-import-not-at-top

@@ -9,8 +9,7 @@ them::
 
   task = DepthTask(config)
   model = task.build_model()
-  model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
-                metrics=task.build_metrics())
+  task.compile_model(model)  # The optimizer, losses and metrics; Adam's slots built.
   model.fit(task.build_inputs("train"), validation_data=task.build_inputs("validation"), ...)
 """
 
@@ -302,6 +301,19 @@ class DepthTask:
     max_depth = self.d3net_config().max_depth_m
     return [keras_metrics.MaskedAbsRel(max_depth_m=max_depth),
             keras_metrics.MaskedRMS(max_depth_m=max_depth)]
+
+  def compile_model(self, model) -> None:
+    """Compiles ``model`` with this task's optimizer, losses and metrics, and builds Adam's slots.
+
+    The slots are made here, not by the first traced train step: a variable
+    created while ``tf.function`` traces makes it trace the step a second time
+    and keep both graphs (about 0.3 GB more for the full D3-Net;
+    ``benchmarks/results/train_step.md``, run 5). Call it in the strategy's
+    scope, as the model was built.
+    """
+    model.compile(optimizer=self.build_optimizer(), loss=self.build_losses(),
+                  metrics=self.build_metrics())
+    model.optimizer.build(model.trainable_variables)
 
   def build_optimizer(self):
     """Adam (Keras' update, TensorFlow's fused kernel: :mod:`d3tf.training.fused_adam`)."""

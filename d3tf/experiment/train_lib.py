@@ -260,8 +260,7 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
     if training.init_from and state is None:
       init_from(model, training.init_from, task.camera,
                 check_camera=not config.model.camera_aware)
-    model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
-                  metrics=task.build_metrics())
+    task.compile_model(model)
   max_depth = model_config.max_depth_m
   logging.info("D3-Net '%s': %d parameters; loss %s; Adam lr %g beta1 %g; crops %dx%d, batch %d",
                config.model.size, model.count_params(), task.loss_name, training.learning_rate,

@@ -222,8 +222,7 @@ def _hypermodel(base: config_lib.ExperimentConfig, space: SearchSpace, val, verb
       task = task_lib.DepthTask(self.trial_config(hp))
       keras.utils.set_random_seed(task.config.training.seed)
       model = task.build_model(hp)
-      model.compile(optimizer=task.build_optimizer(), loss=task.build_losses(),
-                    metrics=task.build_metrics())
+      task.compile_model(model)
       return model
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
