@@ -71,7 +71,7 @@ VARIANTS = {
                                 "precision": "mixed_bfloat16"},
     "fused_bn_recompute_eigen": {"config": {"fused_batch_norm": True, "recompute": True},
                                  "env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
-    # Adam's update as one fused kernel per variable (d3tf.training.fused_adam, the CLIs'
+    # Adam's update as one fused kernel per variable (d3tf.optimizers, the CLIs'
     # optimizer since run 4); the variants above use Keras' Adam.
     "fused_bn_fused_adam": {"config": {"fused_batch_norm": True}, "optimizer": "fused_adam"},
     "fused_bn_fused_adam_bf16": {"config": {"fused_batch_norm": True},
@@ -105,7 +105,7 @@ def _child() -> dict:
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
-  from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
+  from d3tf import optimizers  # pylint: disable=g-import-not-at-top
 
   variant = VARIANTS[_CHILD.value]
   if variant.get("inter_op_threads"):
@@ -121,7 +121,7 @@ def _child() -> dict:
   depths = rng.uniform(0.5, 10, (batch, size, size, 1)).astype("float32")
   model = models.build_d3net(getattr(models.D3NetConfig, _SIZE.value)(**variant["config"]))
   optimizer_class = {"adam": keras.optimizers.Adam,
-                     "fused_adam": fused_adam.FusedAdam}[variant.get("optimizer", "adam")]
+                     "fused_adam": optimizers.FusedAdam}[variant.get("optimizer", "adam")]
   model.compile(optimizer=optimizer_class(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
   if variant.get("build_optimizer"):
     model.optimizer.build(model.trainable_variables)

@@ -58,7 +58,7 @@ def _child() -> list:
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
-  from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
+  from d3tf import optimizers  # pylint: disable=g-import-not-at-top
 
   def tensor_peak_mb():
     return round(tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20)
@@ -69,7 +69,7 @@ def _child() -> list:
   keras.utils.set_random_seed(0)
   model = models.build_d3net(
       getattr(models.D3NetConfig, bench_train_step._SIZE.value)(**variant["config"]))  # pylint: disable=protected-access
-  optimizer = {"adam": keras.optimizers.Adam, "fused_adam": fused_adam.FusedAdam}[
+  optimizer = {"adam": keras.optimizers.Adam, "fused_adam": optimizers.FusedAdam}[
       variant.get("optimizer", "adam")](2e-4, beta_1=0.5)
   optimizer.build(model.trainable_variables)
   loss_fn = losses.get_loss("l1")

@@ -228,7 +228,7 @@ def test_task_inputs_are_sharded_per_replica_under_an_input_context():
 def test_compiled_task_model_traces_its_train_step_once():
   """Adam's slots are built by compile_model, not while the first step traces (a second trace)."""
   from d3tf.experiment import task as task_lib  # pylint: disable=g-import-not-at-top
-  from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
+  from d3tf import optimizers  # pylint: disable=g-import-not-at-top
   task = task_lib.DepthTask(config_lib.ExperimentConfig().replace(
       data={"crop_size": 32, "batch_size": 2}, model={"size": "tiny"}))
   images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype(np.float32)
@@ -238,7 +238,7 @@ def test_compiled_task_model_traces_its_train_step_once():
     model = task.build_model()
     if prebuilt:
       task.compile_model(model)
-      assert isinstance(model.optimizer, fused_adam.FusedAdam) and model.optimizer.built
+      assert isinstance(model.optimizer, optimizers.FusedAdam) and model.optimizer.built
       # iteration, learning_rate and two slots per trainable variable.
       assert len(model.optimizer.variables) == 2 + 2 * len(model.trainable_variables)
     else:  # What compile_model saves: the slots made inside the first trace.

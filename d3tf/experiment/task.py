@@ -316,10 +316,10 @@ class DepthTask:
     model.optimizer.build(model.trainable_variables)
 
   def build_optimizer(self):
-    """Adam (Keras' update, TensorFlow's fused kernel: :mod:`d3tf.training.fused_adam`)."""
-    from d3tf.training import fused_adam  # pylint: disable=g-import-not-at-top
+    """Adam (Keras' update, TensorFlow's fused kernel: :mod:`d3tf.optimizers`)."""
+    from d3tf import optimizers  # pylint: disable=g-import-not-at-top
     training = self.config.training
-    return fused_adam.FusedAdam(learning_rate=training.learning_rate, beta_1=training.beta1)
+    return optimizers.FusedAdam(learning_rate=training.learning_rate, beta_1=training.beta1)
 
   @property
   def loss_name(self) -> str:

@@ -1,6 +1,8 @@
 """D3-Net, the depth-from-defocus network, its custom and variational layers.
 
-Importing this package registers the custom layers with Keras, so that
+Importing this package registers the custom layers with Keras, and the
+optimizer the training CLIs compile with (:class:`~d3tf.optimizers.FusedAdam`,
+saved in a compiled ``model.keras``), so that
 ``keras.models.load_model("model.keras")`` works without ``custom_objects``.
 """
 
@@ -37,6 +39,7 @@ from d3tf.models.variational import set_kl_weight
 from d3tf.models.variational import VARIATIONAL_TYPES
 from d3tf.models.variational import variational_layers
 from d3tf.sizes import SIZE_MULTIPLE
+from d3tf import optimizers as _optimizers  # Registers FusedAdam (see above).
 
 __all__ = [
     "ALEATORIC_TYPES",

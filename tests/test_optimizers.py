@@ -1,11 +1,11 @@
-"""FusedAdam must be Keras' Adam in everything but its graph: updates, slots and checkpoints."""
+"""d3tf.optimizers.FusedAdam must be Keras' Adam in everything but its graph: updates, slots, files."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from d3tf.training import fused_adam
+from d3tf import optimizers
 
 
 def _tiny_model(seed: int) -> keras.Model:
@@ -35,7 +35,7 @@ def _train(optimizer, steps: int = 5):
 ])
 def test_fused_adam_trains_exactly_as_keras_adam(kwargs):
   reference = _train(keras.optimizers.Adam(**kwargs))
-  fused = _train(fused_adam.FusedAdam(**kwargs))
+  fused = _train(optimizers.FusedAdam(**kwargs))
   assert int(fused.optimizer.iterations) == int(reference.optimizer.iterations) == 6
   start = _tiny_model(0).get_weights()
   for weight, expected, initial in zip(fused.get_weights(), reference.get_weights(), start):
@@ -51,7 +51,7 @@ def test_fused_adam_trains_exactly_as_keras_adam(kwargs):
 
 def test_fused_adam_graph_has_one_update_op_per_variable():
   model = _tiny_model(0)
-  optimizer = fused_adam.FusedAdam(1e-3)
+  optimizer = optimizers.FusedAdam(1e-3)
   optimizer.build(model.trainable_variables)
 
   @tf.function
@@ -68,7 +68,7 @@ def test_fused_adam_graph_has_one_update_op_per_variable():
 
 def test_fused_adam_with_amsgrad_is_keras_adam():
   reference = _train(keras.optimizers.Adam(1e-2, amsgrad=True))
-  fused = _train(fused_adam.FusedAdam(1e-2, amsgrad=True))
+  fused = _train(optimizers.FusedAdam(1e-2, amsgrad=True))
   for weight, expected in zip(fused.get_weights(), reference.get_weights()):
     np.testing.assert_allclose(weight, expected, rtol=1e-6, atol=1e-7)
 
@@ -81,7 +81,7 @@ def test_keras_adam_state_resumes_in_fused_adam(tmp_path):
   checkpoint = tf.train.Checkpoint(optimizer=model.optimizer)
   saved = checkpoint.write(str(tmp_path / "ckpt"))
   other = _tiny_model(1)
-  optimizer = fused_adam.FusedAdam(1e-2)
+  optimizer = optimizers.FusedAdam(1e-2)
   optimizer.build(other.trainable_variables)
   tf.train.Checkpoint(optimizer=optimizer).read(saved).assert_consumed()
   for slot, expected in zip(optimizer.variables, model.optimizer.variables):
@@ -89,7 +89,25 @@ def test_keras_adam_state_resumes_in_fused_adam(tmp_path):
 
 
 def test_fused_adam_config_round_trips():
-  optimizer = fused_adam.FusedAdam(3e-4, beta_1=0.5)
+  optimizer = optimizers.FusedAdam(3e-4, beta_1=0.5)
   restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
-  assert isinstance(restored, fused_adam.FusedAdam)
+  assert isinstance(restored, optimizers.FusedAdam)
   assert restored.get_config() == optimizer.get_config()
+
+
+def test_compiled_model_file_loads_with_d3tf_models_imported(tmp_path):
+  """A model.keras compiled with FusedAdam loads in a process that imports d3tf.models only."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  model = _tiny_model(0)
+  model.compile(optimizer=optimizers.FusedAdam(1e-3), loss="mae")
+  model.train_on_batch(np.zeros((1, 6, 6, 2), np.float32), np.ones((1, 6, 6, 1), np.float32))
+  path = tmp_path / "model.keras"
+  model.save(path)
+  code = ("import keras\nfrom d3tf import models\n"
+          f"model = keras.models.load_model({str(path)!r})\n"
+          "print(type(model.optimizer).__name__, int(model.optimizer.iterations))\n")
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split()[-2:] == ["FusedAdam", "1"]
