@@ -118,6 +118,18 @@ def _int_or_error(name: str, value, minimum: int) -> int:
   return int(value)
 
 
+def _no_autograph(function):
+  """``function`` for ``Dataset.map`` as written: its Python is not converted by AutoGraph.
+
+  The per-example and per-batch functions are TensorFlow ops with explicit
+  ``tf.cond`` where a tensor decides; their ``if`` statements test Python
+  values. AutoGraph would convert them and everything they call (the renderer,
+  the scene generator's TF half) on every trace: about 20 s of start-up per
+  dataset on the 2-core CPU, for nothing.
+  """
+  return tf.autograph.experimental.do_not_convert(function)
+
+
 def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset] = "procedural",
                  *, batch_size: int,
                  crop_size: Sequence[int] | None = (256, 256), camera: Camera | None = None,
@@ -397,11 +409,11 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
 
   if scene_pool is not None:
     dataset = dataset.enumerate(start=start_index).map(
-        prepare_pooled, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        _no_autograph(prepare_pooled), num_parallel_calls=num_parallel_calls, deterministic=deterministic)
   else:
     if not keyed:
       dataset = dataset.enumerate(start=start_index)
-    dataset = dataset.map(prepare, num_parallel_calls=num_parallel_calls,
+    dataset = dataset.map(_no_autograph(prepare), num_parallel_calls=num_parallel_calls,
                           deterministic=deterministic)
   dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
@@ -419,7 +431,8 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
 
     first_batch = start_index // batch_size  # Exact when start_index is a multiple of it.
     dataset = dataset.enumerate(start=first_batch).map(
-        render_batch, num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        _no_autograph(render_batch), num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic)
 
   def check(images, depths):
     if isinstance(images, dict):
@@ -428,7 +441,7 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
     images = tf.debugging.assert_all_finite(images, "make_dataset: non-finite input image")
     return images, depths
 
-  dataset = dataset.map(check).prefetch(tf.data.AUTOTUNE)
+  dataset = dataset.map(_no_autograph(check)).prefetch(tf.data.AUTOTUNE)
   options = tf.data.Options()
   options.deterministic = bool(deterministic)
   dataset = dataset.with_options(options)

@@ -245,8 +245,10 @@ def pooled_examples(members: tf.data.Dataset,
   size, per_generation = options.size, options.examples_per_generation
   first_generation, first_k = divmod(int(start_index), per_generation)
   first = first_generation * size
+  # As written, not converted by AutoGraph (TF ops; ``if`` only on Python values): converting
+  # the renderer it calls costs seconds of start-up per dataset.
   prepared = members.enumerate(start=first).map(
-      prepare, num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=True)
+      tf.autograph.experimental.do_not_convert(prepare), num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=True)
   # One generation per element; the next one is built while this one is used.
   pools = prepared.batch(size, drop_remainder=True).prefetch(1)
 
@@ -261,4 +263,5 @@ def pooled_examples(members: tf.data.Dataset,
 
     return tf.data.Dataset.range(start, per_generation).map(take)
 
-  return pools.enumerate(start=first_generation).flat_map(expand)
+  return pools.enumerate(start=first_generation).flat_map(
+      tf.autograph.experimental.do_not_convert(expand))
