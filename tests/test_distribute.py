@@ -171,6 +171,7 @@ def test_two_workers_killed_and_restarted_resume_with_identical_weights(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.long  # Not in the default run (pytest.ini): 55 s for 3 batches; CI's time limit.
 def test_in_process_data_service_yields_the_local_examples():
   from d3tf.experiment import data_service_lib  # pylint: disable=g-import-not-at-top
   task = task_lib.DepthTask(_tiny())

@@ -292,6 +292,7 @@ def test_tflite_float16_and_int8_stay_close(loaded, deterministic_export, tmp_pa
                                                                    error.mean())
 
 
+@pytest.mark.long  # Not in the default run (pytest.ini): 35 s; CI's time limit.
 def test_tflite_mc_dropout_samples_with_builtin_random_uniform(loaded, tmp_path):
   pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   model, meta = loaded

@@ -252,6 +252,7 @@ def test_tiny_model_trains():
 
 
 @pytest.mark.slow
+@pytest.mark.long  # Not in the default run (pytest.ini): 41 s (the full D3-Net); CI's time limit.
 def test_imagenet_weights_are_copied_into_the_encoder(tmp_path):
   from keras.src.legacy.saving import legacy_h5_format  # pylint: disable=g-import-not-at-top
 
