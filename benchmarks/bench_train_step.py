@@ -98,6 +98,15 @@ _CONFIGS = flags.DEFINE_list("configs", None, "VARIANT@ALLOCATOR pairs to run in
 _CHILD = flags.DEFINE_string("child", None, "Internal: run this variant, print JSON.")
 
 
+def make_optimizer(variant: dict):
+  """The variant's Adam (Keras' or d3tf's FusedAdam) with the paper's settings, unbuilt."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from d3tf import optimizers  # pylint: disable=g-import-not-at-top
+  optimizer_class = {"adam": keras.optimizers.Adam,
+                     "fused_adam": optimizers.FusedAdam}[variant.get("optimizer", "adam")]
+  return optimizer_class(2e-4, beta_1=0.5)
+
+
 def _child() -> dict:
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -105,7 +114,6 @@ def _child() -> dict:
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
-  from d3tf import optimizers  # pylint: disable=g-import-not-at-top
 
   variant = VARIANTS[_CHILD.value]
   if variant.get("inter_op_threads"):
@@ -120,9 +128,7 @@ def _child() -> dict:
   images = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
   depths = rng.uniform(0.5, 10, (batch, size, size, 1)).astype("float32")
   model = models.build_d3net(getattr(models.D3NetConfig, _SIZE.value)(**variant["config"]))
-  optimizer_class = {"adam": keras.optimizers.Adam,
-                     "fused_adam": optimizers.FusedAdam}[variant.get("optimizer", "adam")]
-  model.compile(optimizer=optimizer_class(2e-4, beta_1=0.5), loss=losses.get_loss("l1"))
+  model.compile(optimizer=make_optimizer(variant), loss=losses.get_loss("l1"))
   if variant.get("build_optimizer"):
     model.optimizer.build(model.trainable_variables)
 

@@ -39,6 +39,8 @@ _REAL_STEPS = flags.DEFINE_integer("real_steps", 2, "Steps on the real batch.", 
 _OUTPUT = flags.DEFINE_string("memory_output", None, "Markdown file to write the table to.")
 _CHILD_VARIANT = flags.DEFINE_string("memory_child", None, "Internal: run this variant.")
 
+#: The model, batch and crop flags are bench_train_step's (defined when it is imported).
+FLAGS = flags.FLAGS
 _STATUS_FIELDS = ("VmRSS", "VmHWM", "RssAnon", "RssFile")
 
 
@@ -58,7 +60,6 @@ def _child() -> list:
 
   from d3tf import losses  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
-  from d3tf import optimizers  # pylint: disable=g-import-not-at-top
 
   def tensor_peak_mb():
     return round(tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20)
@@ -68,9 +69,8 @@ def _child() -> list:
     keras.mixed_precision.set_global_policy(variant["precision"])
   keras.utils.set_random_seed(0)
   model = models.build_d3net(
-      getattr(models.D3NetConfig, bench_train_step._SIZE.value)(**variant["config"]))  # pylint: disable=protected-access
-  optimizer = {"adam": keras.optimizers.Adam, "fused_adam": optimizers.FusedAdam}[
-      variant.get("optimizer", "adam")](2e-4, beta_1=0.5)
+      getattr(models.D3NetConfig, FLAGS.model_size)(**variant["config"]))
+  optimizer = bench_train_step.make_optimizer(variant)
   optimizer.build(model.trainable_variables)
   loss_fn = losses.get_loss("l1")
   stages.append(("model and optimizer built", _status_mb(), tensor_peak_mb()))
@@ -89,7 +89,7 @@ def _child() -> list:
   step(rng.uniform(0, 1, (1, 64, 64, 3)).astype("float32"),
        rng.uniform(0.5, 10, (1, 64, 64, 1)).astype("float32"))
   stages.append(("first call, 1x64x64", _status_mb(), tensor_peak_mb()))
-  size, batch = bench_train_step._CROP.value, bench_train_step._BATCH.value  # pylint: disable=protected-access
+  size, batch = FLAGS.crop_size, FLAGS.batch_size
   images = rng.uniform(0, 1, (batch, size, size, 3)).astype("float32")
   depths = rng.uniform(0.5, 10, (batch, size, size, 1)).astype("float32")
   for index in range(_REAL_STEPS.value):
@@ -118,9 +118,8 @@ def main(argv):
         [repo_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     stages = child_process.run_json_child(
         __file__, [f"--memory_child={variant}", f"--real_steps={_REAL_STEPS.value}",
-                   f"--model_size={bench_train_step._SIZE.value}",  # pylint: disable=protected-access
-                   f"--batch_size={bench_train_step._BATCH.value}",  # pylint: disable=protected-access
-                   f"--crop_size={bench_train_step._CROP.value}"], env=env)  # pylint: disable=protected-access
+                   f"--model_size={FLAGS.model_size}", f"--batch_size={FLAGS.batch_size}",
+                   f"--crop_size={FLAGS.crop_size}"], env=env)
     for name, status, tensor_peak in stages:
       lines.append(f"| {variant} | {name} | {status['VmRSS']} | {status['VmHWM']} | "
                    f"{status['RssAnon']} | {status['RssFile']} | "

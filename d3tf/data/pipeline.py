@@ -409,7 +409,8 @@ def make_dataset(source: tf.data.Dataset | str | Callable[[int], tf.data.Dataset
 
   if scene_pool is not None:
     dataset = dataset.enumerate(start=start_index).map(
-        _no_autograph(prepare_pooled), num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        _no_autograph(prepare_pooled), num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic)
   else:
     if not keyed:
       dataset = dataset.enumerate(start=start_index)

@@ -248,7 +248,8 @@ def pooled_examples(members: tf.data.Dataset,
   # As written, not converted by AutoGraph (TF ops; ``if`` only on Python values): converting
   # the renderer it calls costs seconds of start-up per dataset.
   prepared = members.enumerate(start=first).map(
-      tf.autograph.experimental.do_not_convert(prepare), num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=True)
+      tf.autograph.experimental.do_not_convert(prepare),
+      num_parallel_calls=num_parallel_calls or tf.data.AUTOTUNE, deterministic=True)
   # One generation per element; the next one is built while this one is used.
   pools = prepared.batch(size, drop_remainder=True).prefetch(1)
 
