@@ -50,8 +50,9 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Model variants: D3NetConfig overrides, TensorFlow thread settings (None: TF's default),
 #: environment variables of the child process, the optimizer ("adam": Keras' Adam, the
 #: default here; "fused_adam": d3tf's FusedAdam), whether its slots are built before the first
-#: step ("build_optimizer"; else Keras builds them inside the first trace) and the Keras dtype
-#: policy.
+#: step ("build_optimizer"; else Keras builds them inside the first trace), the Keras dtype
+#: policy and whether Keras starts without its optional imports ("lean_import": the CLIs' way
+#: since run 6, ``D3TF_LEAN_KERAS_IMPORT=true``, d3tf.tf_env; else as Keras comes).
 VARIANTS = {
     "keras_bn": {"config": {"fused_batch_norm": False}},
     "fused_bn": {"config": {"fused_batch_norm": True}},
@@ -89,6 +90,21 @@ VARIANTS = {
     "fused_bn_recompute_fused_adam_built_bf16": {
         "config": {"fused_batch_norm": True, "recompute": True}, "optimizer": "fused_adam",
         "build_optimizer": True, "precision": "mixed_bfloat16"},
+    # Keras without IPython, matplotlib and scikit-learn (d3tf.tf_env, the CLIs' way since run
+    # 6). Since run 6, "recompute" recomputes whole dense layers (runs 1-5: their bottleneck)
+    # and the heads convolve in the dtype policy (runs 1-5: float32 under mixed precision).
+    "fused_bn_fused_adam_built_lean": {
+        "config": {"fused_batch_norm": True}, "optimizer": "fused_adam",
+        "build_optimizer": True, "lean_import": True},
+    "fused_bn_recompute_fused_adam_built_lean": {
+        "config": {"fused_batch_norm": True, "recompute": True}, "optimizer": "fused_adam",
+        "build_optimizer": True, "lean_import": True},
+    "fused_bn_fused_adam_built_bf16_lean": {
+        "config": {"fused_batch_norm": True}, "optimizer": "fused_adam",
+        "build_optimizer": True, "precision": "mixed_bfloat16", "lean_import": True},
+    "fused_bn_recompute_fused_adam_built_bf16_lean": {
+        "config": {"fused_batch_norm": True, "recompute": True}, "optimizer": "fused_adam",
+        "build_optimizer": True, "precision": "mixed_bfloat16", "lean_import": True},
 }
 _VARIANTS = flags.DEFINE_list("variants", ["keras_bn", "fused_bn"],
                               f"Model variants, the first the reference: {sorted(VARIANTS)}.")
@@ -96,6 +112,21 @@ _CONFIGS = flags.DEFINE_list("configs", None, "VARIANT@ALLOCATOR pairs to run in
                              "--variants x --allocators (the first the reference), e.g. "
                              "keras_bn@default,fused_bn@bfc.")
 _CHILD = flags.DEFINE_string("child", None, "Internal: run this variant, print JSON.")
+
+
+def variant_env(variant: str, allocator: str = "bfc") -> dict:
+  """The environment of a child process running ``variant`` with ``allocator``.
+
+  The child imports :mod:`d3tf.tf_env` first, as the CLIs do; its settings are made explicit
+  here, so that a variant runs as it did when it was recorded.
+  """
+  env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false",
+             D3TF_LEAN_KERAS_IMPORT="true" if VARIANTS[variant].get("lean_import") else "false",
+             **VARIANTS[variant].get("env", {}))
+  # The child imports d3tf from this checkout, not from wherever the package is installed.
+  env["PYTHONPATH"] = os.pathsep.join(
+      [_REPO_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+  return env
 
 
 def make_optimizer(variant: dict):
@@ -108,6 +139,7 @@ def make_optimizer(variant: dict):
 
 
 def _child() -> dict:
+  from d3tf import tf_env  # pylint: disable=g-import-not-at-top,unused-import
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -152,11 +184,7 @@ def _child() -> dict:
 
 
 def _run_child(allocator: str, variant: str) -> dict:
-  env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true" if allocator == "bfc" else "false",
-             **VARIANTS[variant].get("env", {}))
-  # The child imports d3tf from this checkout, not from wherever the package is installed.
-  env["PYTHONPATH"] = os.pathsep.join(
-      [_REPO_ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+  env = variant_env(variant, allocator)
   return child_process.run_json_child(
       __file__, [f"--child={variant}", f"--steps={_STEPS.value}", f"--warmup={_WARMUP.value}",
                  f"--model_size={_SIZE.value}", f"--batch_size={_BATCH.value}",

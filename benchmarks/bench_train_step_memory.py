@@ -53,6 +53,7 @@ def _status_mb() -> dict:
 
 def _child() -> list:
   stages = [("start", _status_mb(), None)]
+  from d3tf import tf_env  # pylint: disable=g-import-not-at-top,unused-import
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -107,15 +108,11 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"--memory_variants: unknown {unknown}; known: "
                          f"{sorted(bench_train_step.VARIANTS)}")
-  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   lines = [
       "| variant | stage | RSS MB | high-water MB | anonymous MB | file-backed MB | "
       "tensor peak MB |", "|---|---|---:|---:|---:|---:|---:|"]
   for variant in _VARIANTS.value:
-    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true",
-               **bench_train_step.VARIANTS[variant].get("env", {}))
-    env["PYTHONPATH"] = os.pathsep.join(
-        [repo_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env = bench_train_step.variant_env(variant)
     stages = child_process.run_json_child(
         __file__, [f"--memory_child={variant}", f"--real_steps={_REAL_STEPS.value}",
                    f"--model_size={FLAGS.model_size}", f"--batch_size={FLAGS.batch_size}",

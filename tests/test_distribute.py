@@ -9,7 +9,7 @@
   workers end with identical weights;
 * an in-process tf.data service dispatcher and worker yield the local
   pipeline's examples;
-* mixed precision: a step under mixed_bfloat16 with float32 heads.
+* mixed precision: a step under mixed_bfloat16, the heads' outputs in float32.
 """
 
 import json
@@ -69,7 +69,7 @@ def test_multi_worker_without_tf_config_is_named():
     distribute_lib.check_tf_config({"TF_CONFIG": '{"task": {}}'})
 
 
-def test_mixed_bfloat16_step_is_finite_with_float32_heads():
+def test_mixed_bfloat16_step_is_finite_with_float32_head_outputs():
   import keras  # pylint: disable=g-import-not-at-top
   task = task_lib.DepthTask(_tiny(precision="mixed_bfloat16").replace(
       model={"aleatoric": "laplace", "variational_blocks": [5]}))
@@ -83,6 +83,13 @@ def test_mixed_bfloat16_step_is_finite_with_float32_heads():
   out = model(x, training=False)
   assert out["depth"].dtype == "float32" and out["log_scale"].dtype == "float32"
   assert model.get_layer("decoder5_conv").compute_dtype == "bfloat16"
+  # The heads convolve in bfloat16 (no float32 copy of the full-resolution features) and
+  # compute the rest in float32.
+  for name in ("depth_conv", "log_scale_conv"):
+    layer = model.get_layer(name)
+    assert layer.compute_dtype == "bfloat16" and layer.kernel.dtype == "float32"
+  for name in ("depth_sigmoid", "depth", "log_scale"):
+    assert model.get_layer(name).compute_dtype == "float32"
   with distribute_lib.precision_policy("mixed_float16"):
     half = task.build_model()
   half.compile(optimizer=task.build_optimizer(), loss=task.build_losses())

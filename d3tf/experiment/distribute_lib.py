@@ -157,15 +157,15 @@ def precision_policy(name: str) -> Iterator[None]:
   """Sets the global Keras dtype policy ``name`` inside the block, then restores it.
 
   Layers built inside compute in the policy's dtype (float16 / bfloat16) with
-  float32 variables; D3-Net's heads are float32 layers whatever the policy,
-  and ``model.compile`` wraps the optimizer in a ``LossScaleOptimizer`` (dynamic
+  float32 variables; D3-Net's heads convolve in that dtype too and compute the
+  rest (sigmoid, metres, thin-lens conversion, log-scale) in float32, and ``model.compile`` wraps the optimizer in a ``LossScaleOptimizer`` (dynamic
   loss scaling) when the model's policy is mixed_float16.
   """
   import keras  # pylint: disable=g-import-not-at-top
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(name)
   if name != "float32":
-    logging.info("Mixed precision: %s (heads in float32)", name)
+    logging.info("Mixed precision: %s (the heads' outputs in float32)", name)
   try:
     yield
   finally:

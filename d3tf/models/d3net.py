@@ -209,9 +209,10 @@ class D3NetConfig:
       False: Keras' layer, unchanged. Inference is Keras' computation either
       way, and the weights of both load into either.
     recompute: Memory-efficient dense blocks (:mod:`d3tf.models.recompute`):
-      in training, each dense layer's concatenation, BN, ReLU and 1x1
-      convolution are recomputed in the backward pass instead of kept. Same
-      maths, same layers and weights; less memory, more compute.
+      in training, each dense layer (its concatenation, both BNs and ReLUs,
+      the 1x1 and 3x3 convolutions) is recomputed in the backward pass
+      instead of its intermediates kept. Same maths, same layers and weights;
+      less memory, more compute.
   """
 
   growth_rate: int = 32
@@ -496,10 +497,14 @@ class _Builder:
                              name=name, bayesian=k in c.variational_blocks)
       x = self.film(x, name)
     features = x
-    # The heads compute in float32 whatever the dtype policy (mixed precision): the sigmoid's
-    # saturation, the metres scale, the thin-lens conversion and the log-scale need float32's
-    # range and precision.
-    x = keras.layers.Conv2D(1, 3, padding="same", dtype="float32", name="depth_conv")(features)
+    # The heads' convolutions follow the dtype policy like the rest of the network: under mixed
+    # precision a float32 head would convolve a float32 copy of the full-resolution features
+    # and keep it for its backward pass (64 MB at batch 4, 256x256; 128 MB less at the train
+    # step's peak with its float32 gradient, benchmarks/results/train_step.md, run 6). What
+    # follows them computes in float32 whatever the policy: the sigmoid's saturation, the
+    # metres scale, the thin-lens conversion and the log-scale need float32's range and
+    # precision (their inputs are cast to it).
+    x = keras.layers.Conv2D(1, 3, padding="same", name="depth_conv")(features)
     if c.camera_aware:
       blur = keras.layers.Rescaling(SIGNED_BLUR_UNIT_PX, dtype="float32", name="signed_blur")(x)
       depth = camera_layers.ThinLensDepth(c.min_depth_m, c.max_depth_m, dtype="float32",
@@ -513,7 +518,7 @@ class _Builder:
     # Zero kernel, bias softplus^-1(1 m): the untrained head predicts a 1 m scale everywhere.
     z = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer="zeros",
                             bias_initializer=keras.initializers.Constant(math.log(math.expm1(1.0))),
-                            dtype="float32", name="log_scale_conv")(features)
+                            name="log_scale_conv")(features)
     log_scale = LogScale(ALEATORIC_MIN_SCALE_M, dtype="float32", name="log_scale")(z)
     return inputs, {"depth": depth, "log_scale": log_scale}
 

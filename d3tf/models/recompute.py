@@ -1,21 +1,28 @@
-"""Memory-efficient dense blocks: a dense layer's concatenation, BN, ReLU and 1x1 conv recomputed.
+"""Memory-efficient dense blocks: each dense layer recomputed in the backward pass.
 
 In a dense block, layer ``i`` concatenates the block input with the ``i - 1``
 feature maps before it, normalises and rectifies that wide tensor and reduces
-it with a 1x1 convolution. Back-propagation keeps the concatenation (the
-BN's input) and the ReLU's output (the convolution's input) of every layer:
-memory quadratic in the block's depth. Pleiss et al. ("Memory-Efficient
-Implementation of DenseNets", 2017) recompute them in the backward pass
-instead; torchvision's ``DenseNet(memory_efficient=True)`` checkpoints the same
-four operations. Here they run under ``tf.recompute_grad``, so the backward
-pass keeps only the pieces (the block input and the narrow feature maps) and
-the 1x1 convolution's output.
+it with a 1x1 convolution (the bottleneck), then normalises, rectifies and
+convolves that with a 3x3 convolution to the layer's narrow output.
+Back-propagation keeps the concatenation (the BN's input) and the ReLU's
+output (the convolution's input) of every layer: memory quadratic in the
+block's depth. Pleiss et al. ("Memory-Efficient Implementation of DenseNets",
+2017) recompute those in the backward pass instead; torchvision's
+``DenseNet(memory_efficient=True)`` checkpoints the concatenation, BN, ReLU and
+1x1 convolution. Here the whole dense layer runs under ``tf.recompute_grad``
+(the bottleneck's output, its BN and ReLU as well, twice the block's growth
+rate in channels per layer): the backward pass keeps only the pieces (the
+block input and the layers' narrow outputs), and a layer's intermediates
+exist only while its gradient is computed, after the decoder's activations
+are gone. At 256x256 and batch 4 the full D3-Net's train step peaks 107 MB
+lower than with the bottleneck alone recomputed, under mixed bfloat16, in the
+same time (``benchmarks/results/train_step.md``, run 6).
 
 The model's graph, layers and weights stay as they are (checkpoints load
 either way): :func:`call_recomputing` runs the functional graph with the
-concatenation, BN, ReLU and 1x1 convolution nodes of each dense layer deferred
-and then computed together. Same maths; the BN's moving averages are updated
-once (in the forward pass, not again when recomputed).
+nodes of each dense layer deferred and then computed together. Same maths;
+the BN's moving averages are updated once (in the forward pass, not again
+when recomputed).
 """
 
 from __future__ import annotations
@@ -26,13 +33,16 @@ import re
 import keras
 import tensorflow as tf
 
-#: Roles of a dense layer's nodes (``conv2_block1_concat``, ``conv2_block1_0_bn``, ...).
-_ROLE_PATTERN = re.compile(r"^conv\d+_block\d+_(concat|0_bn|0_relu|1_conv)$")
-_ROLES = {"concat": "concat", "0_bn": "bn", "0_relu": "relu", "1_conv": "conv"}
+#: Roles of a dense layer's nodes (``conv2_block1_concat``, ``conv2_block1_0_bn``, ...): the
+#: concatenation starts a deferred chain, "bn", "relu" and "inner" extend it, "conv" (the
+#: layer's 3x3 convolution) ends it and computes it under ``tf.recompute_grad``.
+_ROLE_PATTERN = re.compile(r"^conv\d+_block\d+_(concat|0_bn|0_relu|1_conv|1_bn|1_relu|2_conv)$")
+_ROLES = {"concat": "concat", "0_bn": "bn", "0_relu": "relu", "1_conv": "inner", "1_bn": "bn",
+          "1_relu": "relu", "2_conv": "conv"}
 
 
 def recompute_roles(model: keras.Model) -> dict[int, str]:
-  """Maps ``id(layer)`` of each dense layer's concat, BN, ReLU and 1x1 conv to its role."""
+  """Maps ``id(layer)`` of each node of every dense layer to its role (:data:`_ROLES`)."""
   roles = {}
   for layer in model.layers:
     match = _ROLE_PATTERN.match(layer.name)
@@ -117,7 +127,7 @@ def call_recomputing(model: keras.Model, inputs, roles: dict[int, str], training
         for piece in args[0]:
           tensors.extend(piece.tensors if isinstance(piece, _Pieces) else [materialise(piece)])
         return _Pieces(tensors)
-      if role in ("bn", "relu", "conv"):
+      if role in ("bn", "relu", "inner", "conv"):
         source = args[0]
         if isinstance(source, _Pieces):
           source = _Deferred(source, [])
