@@ -98,6 +98,9 @@ def _config(job: str, input_spec: str):
 
 
 def _child(spec: str) -> dict:
+  # Started as the CLIs are: d3tf.tf_env's defaults (BFC allocator, Keras without its optional
+  # imports) unless the environment sets them.
+  from d3tf import tf_env  # pylint: disable=g-import-not-at-top
   import keras  # pylint: disable=g-import-not-at-top
 
   from d3tf.experiment.task import DepthTask  # pylint: disable=g-import-not-at-top
@@ -109,7 +112,7 @@ def _child(spec: str) -> dict:
   if input_kind == "fixed":
     dataset = dataset.take(1).cache().repeat()
   model = task.build_model()
-  model.compile(optimizer=task.build_optimizer(), loss=task.build_losses())
+  task.compile_model(model)  # As train_lib: Adam's slots built, the task's metrics.
   steps, warmup = _STEPS.value, _WARMUP.value
 
   usage = child_process.cpu_times
@@ -127,7 +130,8 @@ def _child(spec: str) -> dict:
   timer = Timer()
   model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[timer])
   return {"wall": timer.seconds / steps, "cpu": (timer.user + timer.sys) / steps,
-          "sys": timer.sys / steps,
+          "sys": timer.sys / steps, "env": {name: os.environ.get(name, "(unset)")
+                                            for name in tf_env.DEFAULTS},
           "max_rss_mb": child_process.max_rss_mb()}
 
 
@@ -146,7 +150,6 @@ def main(argv):
   configs = [(job, kind) for job in _JOBS.value for kind in _INPUTS.value]
   runs = {config: [] for config in configs}
   load_before = os.getloadavg()[0]
-  allocator = os.environ.get("TF_CPU_ALLOCATOR_USE_BFC", "(unset)")
   for round_index in range(_ROUNDS.value):
     for config in configs:
       measured = _run_child(*config)
@@ -167,8 +170,9 @@ def main(argv):
       f"--scene_pool_size={_POOL_SIZE.value} --scene_reuse={_reuse()}`  ",
       f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, 1-minute load average "
       f"{load_before:.1f} at the start and {load_after:.1f} at the end, Python "
-      f"{platform.python_version()}, no GPU; TF_CPU_ALLOCATOR_USE_BFC={allocator} (the "
-      "children inherit it).  ",
+      f"{platform.python_version()}, no GPU; the children start as the CLIs do (d3tf.tf_env), "
+      "with " + ", ".join(f"{name}={value}" for name, value in
+                          runs[configs[0]][0]["env"].items()) + ".  ",
       "Jobs: `default` = `python -m d3tf.train` with no flags (small D3-Net, 128x128 "
       "procedural crops, batch 8, NYU camera focus 2 m); `real` = as "
       "`pipelines/nyu_real_focus2m.flags` (small D3-Net + band-pass stem, 128x128 crops of "
