@@ -287,6 +287,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
     self.max_depth_m = float(max_depth_m)
     self.max_error_m = float(max_error_m)
     self._writers = None
+    self._predict_fn = None
 
   def _writer(self, name: str):
     if self._writers is None:
@@ -319,9 +320,23 @@ class TensorBoardLogger(keras.callbacks.Callback):
     for writer in self._writers.values():
       writer.flush()
 
+  def _predict(self, inputs):
+    """``model(inputs, training=False)`` in a ``tf.function`` traced once per model.
+
+    Called eagerly, a functional D3-Net keeps every layer's output until the call returns (the
+    full model at batch 4, 256x256: 1.3 GB of tensors, more than its train step;
+    ``benchmarks/results/train_step.md``); a traced call frees each as soon as it is used.
+    Not ``predict_on_batch``: under a ``tf.distribute`` strategy that gives every replica the
+    whole batch and returns their outputs concatenated.
+    """
+    model = self.model
+    if self._predict_fn is None or self._predict_fn[0] is not model:
+      self._predict_fn = (model, tf.function(lambda x: model(x, training=False)))
+    return self._predict_fn[1](inputs)
+
   def _write_images(self, step: int) -> None:
     inputs, depth = self.image_batch
-    pred = self.model(inputs, training=False)
+    pred = self._predict(inputs)
     if isinstance(pred, Mapping):  # A model with an aleatoric head.
       pred = pred["depth"]
     pred = keras.ops.convert_to_numpy(pred)
