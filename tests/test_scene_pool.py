@@ -148,6 +148,17 @@ def test_pool_resolves_on_for_procedural_only():
   assert off.scene_pool_size == 0
 
 
+@pytest.mark.parametrize("crop, batch, size", [
+    (64, 8, 64), (128, 8, 64), (192, 8, 28), (256, 4, 16), (256, 32, 32), (512, 4, 8)])
+def test_the_default_pool_holds_fewer_windows_of_larger_crops(crop, batch, size):
+  data = config_lib.ExperimentConfig().replace(
+      data={"crop_size": crop, "batch_size": batch}).resolved().data
+  assert data.scene_pool_size == size == config_lib.default_scene_pool_size(crop, batch)
+  explicit = config_lib.ExperimentConfig().replace(
+      data={"crop_size": crop, "batch_size": batch, "scene_pool_size": 64}).resolved().data
+  assert explicit.scene_pool_size == 64
+
+
 def test_a_pool_window_is_a_wider_view_around_the_crop_sized_scene():
   from d3tf.data import procedural  # pylint: disable=g-import-not-at-top
   crop = procedural.generate_scene(3, height=32, width=32)

@@ -41,8 +41,26 @@ CAMERA_CHOICES = (*CAMERA_PRESETS, "none", "model")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 #: Values of ``runtime.precision`` (Keras dtype policies).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-#: data.scene_pool_size resolved for procedural scenes (other datasets: 0, no pool).
+#: data.scene_pool_size resolved for procedural scenes (other datasets: 0, no pool) with crops
+#: of up to DEFAULT_SCENE_POOL_CROP pixels; larger crops get fewer (default_scene_pool_size).
 DEFAULT_SCENE_POOL_SIZE = 64
+DEFAULT_SCENE_POOL_CROP = 128
+#: The fewest windows a default pool holds (and never fewer than a batch's examples).
+MIN_DEFAULT_SCENE_POOL_SIZE = 8
+
+
+def default_scene_pool_size(crop_size: int, batch_size: int) -> int:
+  """The scene pool's default size for square crops of ``crop_size`` and ``batch_size``.
+
+  64 windows for crops of up to 128 pixels; for larger crops as many as hold the same pixels,
+  ``64 * (128 / crop_size)**2`` (16 at 256), but at least 8 and at least the batch, whose
+  examples come from distinct members. A pool holds twice-the-crop windows of float32 image
+  and depth (1 MB each at 128, 4 MB at 256), and one generation is in use while the next is
+  built: with 64 windows at 256x256 the pool took 1.4 GB of a full D3-Net run
+  (``benchmarks/results/train_step.md``, "A whole training run holds more than the step").
+  """
+  scaled = math.floor(DEFAULT_SCENE_POOL_SIZE * (DEFAULT_SCENE_POOL_CROP / crop_size) ** 2)
+  return min(DEFAULT_SCENE_POOL_SIZE, max(MIN_DEFAULT_SCENE_POOL_SIZE, batch_size, scaled))
 
 
 class ConfigError(ValueError):
@@ -96,7 +114,8 @@ class DataConfig:
       (or frames) per generation, each rendered once at twice the crop's side
       and reused for ``scene_reuse`` fresh crops (:mod:`d3tf.data.scene_pool`);
       0: every example from its own scene, rendered at the crop's size. None:
-      64 for procedural scenes, else 0.
+      for procedural scenes :func:`default_scene_pool_size` (64 for crops of up
+      to 128 pixels, 16 at 256), else 0.
     scene_reuse: Crops drawn from each pooled scene per generation.
   """
 
@@ -478,10 +497,13 @@ class ExperimentConfig:
   def resolved(self) -> "ExperimentConfig":
     """A copy with the dataset-dependent defaults (None fields) filled in."""
     procedural = self.is_procedural
+    crop_size = self.data.crop_size or (128 if procedural else 256)
+    default_pool = (default_scene_pool_size(crop_size, self.data.batch_size)
+                    if self._pool_by_default else 0)
     data = dataclasses.replace(
-        self.data, crop_size=self.data.crop_size or (128 if procedural else 256),
+        self.data, crop_size=crop_size,
         scene_pool_size=(self.data.scene_pool_size if self.data.scene_pool_size is not None
-                         else DEFAULT_SCENE_POOL_SIZE if self._pool_by_default else 0),
+                         else default_pool),
         dfd_aperture="N2_8" if self.data.dfd_aperture == "auto" else self.data.dfd_aperture)
     model = dataclasses.replace(
         self.model, size=self.model.size or ("small" if procedural else "full"))
