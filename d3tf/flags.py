@@ -308,7 +308,8 @@ def define_training_flags() -> None:
       "replaces the pool (docs/data.md). 0: a fresh scene rendered per example (more distinct "
       f"scenes, about {d.scene_reuse}x the input CPU). Default: "
       f"{config_lib.DEFAULT_SCENE_POOL_SIZE} for procedural scenes in crops of up to "
-      f"{config_lib.DEFAULT_SCENE_POOL_CROP} pixels, fewer for larger crops (16 at 256, at least "
+      f"{config_lib.DEFAULT_SCENE_POOL_CROP} pixels, fewer for larger crops "
+      f"({config_lib.default_scene_pool_size(256, 1)} at 256, at least "
       f"{config_lib.MIN_DEFAULT_SCENE_POOL_SIZE} and the batch size), 0 otherwise.",
       lower_bound=0, upper_bound=4096)
   flags.DEFINE_integer(

@@ -158,7 +158,8 @@ def precision_policy(name: str) -> Iterator[None]:
 
   Layers built inside compute in the policy's dtype (float16 / bfloat16) with
   float32 variables; D3-Net's heads convolve in that dtype too and compute the
-  rest (sigmoid, metres, thin-lens conversion, log-scale) in float32, and ``model.compile`` wraps the optimizer in a ``LossScaleOptimizer`` (dynamic
+  rest (sigmoid, metres, thin-lens conversion, log-scale) in float32, and
+  ``model.compile`` wraps the optimizer in a ``LossScaleOptimizer`` (dynamic
   loss scaling) when the model's policy is mixed_float16.
   """
   import keras  # pylint: disable=g-import-not-at-top
