@@ -257,6 +257,7 @@ TRAINING_FLAG_FIELDS = {
     "save_every_steps": ("training", "save_every_steps"),
     "log_every_steps": ("training", "log_every_steps"),
     "tensorboard_images": ("training", "tensorboard_images"), "seed": ("training", "seed"),
+    "keep_epoch_models": ("training", "keep_epoch_models"),
     "init_from": ("training", "init_from"), "kl_weight": ("training", "kl_weight"),
     "kl_anneal_steps": ("training", "kl_anneal_steps"),
     "strategy": ("runtime", "distribution_strategy"), "tpu": ("runtime", "tpu_address"),
@@ -392,6 +393,9 @@ def define_training_flags() -> None:
                        "TensorBoard batch scalars.", lower_bound=0)
   flags.DEFINE_integer("tensorboard_images", t.tensorboard_images, "Validation images drawn "
                        "in TensorBoard at each epoch end (0: none).", lower_bound=0)
+  flags.DEFINE_bool("keep_epoch_models", t.keep_epoch_models, "Also save the model at each "
+                    "epoch end as MODEL_DIR/epochs/epoch_NNN.keras, e.g. to average the last "
+                    "ones with python -m d3tf.average.")
   _define_scale_out_flags()
   flags.DEFINE_enum("progress", "auto", ["auto", "bar", "line", "none"],
                     "Keras progress display: a bar (terminals), one line per epoch, or none; "
@@ -748,6 +752,24 @@ def define_export_flags() -> None:
   flags.DEFINE_string("inspect", None, "Instead of exporting, log what an export holds: a "
                       "version folder, a model's export folder (latest version) or a .tflite "
                       "file.")
+
+
+def define_average_flags() -> None:
+  """The flags of ``python -m d3tf.average``."""
+  if not _once("average"):
+    return
+  from d3tf.artifacts import model_dir  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_multi_string("model", [], "An ingredient: a model_dir of d3tf.train or a .keras "
+                            "file with d3tf_metadata.json beside it; repeat (at least 2), all "
+                            "checkpoints of one network and training lineage.")
+  flags.DEFINE_enum("checkpoint", "best", list(model_dir.CHECKPOINTS),
+                    "Checkpoint of each model_dir ingredient: best (best.keras), final "
+                    "(model.keras) or auto (model.keras, else best.keras).")
+  flags.DEFINE_list("coefficients", None, "One weight per --model, in their order (normalised "
+                    "to sum to 1). Default: the plain mean.")
+  flags.DEFINE_string("output_dir", None, "The model_dir to write (model.keras, "
+                      "d3tf_metadata.json, config.json).")
+  flags.DEFINE_bool("overwrite", False, "Replace a model.keras already in --output_dir.")
 
 
 # ------------------------------------------------------- render / preview

@@ -261,7 +261,8 @@ def test_train_evaluate_and_export_in_process(tmp_path):
   config = presets.get_preset("quickstart_procedural").replace(
       data={"crop_size": 32, "batch_size": 2}, model={"size": "tiny", "dropout_rate": 0.0},
       training={"epochs": 2, "steps_per_epoch": 2, "validation_steps": 1,
-                "tensorboard_images": 1, "save_every_steps": 1, "log_every_steps": 1},
+                "tensorboard_images": 1, "save_every_steps": 1, "log_every_steps": 1,
+                "keep_epoch_models": True},
       runtime={"progress": "none"})
   model_dir = tmp_path / "run"
   summary = train_lib.run_training(config, str(model_dir))
@@ -270,6 +271,17 @@ def test_train_evaluate_and_export_in_process(tmp_path):
                "metrics.csv", "backup/state.json"):
     assert (model_dir / name).is_file(), name
   assert train_lib.load_config(str(model_dir)) == config.resolved()
+  assert sorted(p.name for p in (model_dir / "epochs").iterdir()) == [
+      "config.json", "d3tf_metadata.json", "epoch_001.keras", "epoch_002.keras"]
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
+  last, _ = inference.load_model(str(model_dir / "epochs" / "epoch_002.keras"))
+  final, _ = inference.load_model(str(model_dir / "model.keras"))
+  for a, b in zip(last.get_weights(), final.get_weights()):
+    np.testing.assert_array_equal(a, b)
+  from d3tf.experiment import average_lib  # pylint: disable=g-import-not-at-top
+  average_lib.run_average([str(model_dir / "epochs" / f"epoch_00{n}.keras") for n in (1, 2)],
+                          str(tmp_path / "average"))
+  assert artifacts.read_metadata(str(tmp_path / "average")).camera.focus_distance_m == 2.0
   meta = json.loads((model_dir / "d3tf_metadata.json").read_text())
   assert meta["input"] == "defocus" and meta["camera"]["focus_distance_m"] == 2.0
   assert meta["crop_size"] == 32 and meta["loss"] == "l1"
@@ -293,7 +305,7 @@ def test_train_evaluate_and_export_in_process(tmp_path):
 
 # ------------------------------------------------------------ the layout
 _CLIS = ("train.py", "evaluate.py", "predict.py", "export.py", "render.py", "preview.py",
-         "data/write_procedural.py", "data/check.py", "tune.py")
+         "data/write_procedural.py", "data/check.py", "tune.py", "average.py")
 
 
 def test_the_clis_are_thin():

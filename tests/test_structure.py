@@ -16,7 +16,7 @@ _PACKAGE = _ROOT / "d3tf"
 _CLI_MODULES = {
     "d3tf.train", "d3tf.evaluate", "d3tf.predict", "d3tf.export", "d3tf.render", "d3tf.tune",
     "d3tf.flags", "d3tf.preview", "d3tf.data.write_procedural", "d3tf.data.check",
-    "d3tf.data_service",
+    "d3tf.data_service", "d3tf.average",
 }
 
 

@@ -20,6 +20,8 @@ from d3tf.artifacts.metadata import METADATA_FILENAME
 
 FINAL_MODEL_FILENAME = "model.keras"
 BEST_MODEL_FILENAME = "best.keras"
+#: Folder of the per-epoch models (``--keep_epoch_models``).
+EPOCH_MODELS_DIRNAME = "epochs"
 FLAGS_FILENAME = "flags.txt"
 COMMAND_LINE_FILENAME = "command_line.txt"
 METRICS_FILENAME = "metrics.csv"
@@ -33,7 +35,8 @@ CHECKPOINT_HELP = (f"Which model of a model_dir: 'final' ({FINAL_MODEL_FILENAME}
                    f"{BEST_MODEL_FILENAME}).")
 
 __all__ = ["BACKUP_DIRNAME", "BEST_MODEL_FILENAME", "CHECKPOINT_HELP", "CHECKPOINTS",
-           "COMMAND_LINE_FILENAME", "FINAL_MODEL_FILENAME", "FLAGS_FILENAME",
+           "COMMAND_LINE_FILENAME", "EPOCH_MODELS_DIRNAME", "FINAL_MODEL_FILENAME",
+           "FLAGS_FILENAME",
            "METADATA_FILENAME", "METRICS_FILENAME", "resolve_model_path",
            "TENSORBOARD_DIRNAME"]
 

@@ -370,6 +370,8 @@ class TrainingConfig:
     save_every_steps: Steps between saves of the training state.
     log_every_steps: Steps between log lines / TensorBoard batch scalars.
     tensorboard_images: Validation images drawn at each epoch end.
+    keep_epoch_models: Also save the model at each epoch end as
+      ``epochs/epoch_NNN.keras`` (for weight averaging: ``d3tf.average``).
     seed: Seed of weights, data order, augmentation and scenes.
     init_from: A model_dir or .keras file whose weights start the model.
     kl_weight: Factor on the (already / N) KL term.
@@ -386,6 +388,7 @@ class TrainingConfig:
   save_every_steps: int = _bounded(50, 0)
   log_every_steps: int = _bounded(50, 0)
   tensorboard_images: int = _bounded(4, 0)
+  keep_epoch_models: bool = False
   seed: int = _bounded(0, 0)
   init_from: str | None = None
   kl_weight: float = _bounded(1.0, 0.0)

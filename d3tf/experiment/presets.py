@@ -193,6 +193,13 @@ register_preset("nyu_real_anycamera_long", {
 register_preset("nyu_real_anycamera_finetune", {
     "training": {"seed": 2, "init_from": "runs/nyu_real_anycamera_long/best.keras",
                  "learning_rate": 2e-4, "epochs": 12}}, base="nyu_real_anycamera")
+# Stochastic weight averaging: from the weight average of the second and third stages' models
+# (pipelines/average/nyu_real_anycamera_average.flags), 8 epochs at 2e-4 keeping every epoch's
+# model, to be averaged in turn.
+register_preset("nyu_real_anycamera_swa", {
+    "training": {"seed": 3, "init_from": "runs/nyu_real_anycamera_average",
+                 "learning_rate": 2e-4, "epochs": 8, "keep_epoch_models": True}},
+                base="nyu_real_anycamera")
 
 # Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
 register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},

@@ -12,7 +12,9 @@ this):
 * ``backup/``: the training state, saved every ``save_every_steps`` steps and
   at epoch ends; calling again with the same model_dir resumes at the last
   saved step with the data stream continuing at the next unseen example;
-* ``tensorboard/`` and ``metrics.csv``.
+* ``tensorboard/`` and ``metrics.csv``;
+* ``epochs/epoch_NNN.keras`` with ``training.keep_epoch_models``: the model
+  after each epoch (to average the last ones: ``d3tf.average``).
 
 Under a ``tf.distribute`` strategy (``runtime.distribution_strategy``, see
 :mod:`d3tf.experiment.distribute_lib` and docs/scale_out.md) the batch is the
@@ -306,6 +308,10 @@ def run_training(config: config_lib.ExperimentConfig, model_dir: str, strategy=N
   ]
   if blocks:
     callbacks.append(callbacks_lib.KLAnnealing(training.kl_anneal_steps, training.kl_weight))
+  if training.keep_epoch_models:
+    callbacks.append(best_checkpoint.EpochModels(
+        os.path.join(out_dir, artifacts.model_dir.EPOCH_MODELS_DIRNAME),
+        companions=(artifacts.metadata_path(out_dir), os.path.join(out_dir, CONFIG_FILENAME))))
   callbacks += [
       # Last: a state saved at an epoch end includes the other callbacks' work on it.
       callbacks_lib.StepCheckpoint(

@@ -9,6 +9,7 @@ at epoch ends) through :func:`d3tf.atomic_io.save_model`.
 from __future__ import annotations
 
 import math
+import os
 
 from absl import logging
 import keras
@@ -56,3 +57,37 @@ class BestCheckpoint(keras.callbacks.Callback):
     if math.isfinite(value) and self._improved(value):
       self.best = value
       atomic_io.save_model(self.model, self.path)
+
+
+class EpochModels(keras.callbacks.Callback):
+  """Saves the model at each epoch end as ``folder/epoch_NNN.keras`` (NNN from 1), atomically.
+
+  The snapshots of a run's last epochs are what weight averaging
+  (``python -m d3tf.average``) averages. A resumed run overwrites the
+  snapshot of an epoch it repeats. The run's ``d3tf_metadata.json`` and
+  ``config.json`` are copied beside them, so that every snapshot reads as a
+  model file with its metadata.
+
+  Args:
+    folder: Where the snapshots go (created).
+    companions: Files copied into ``folder`` before the first snapshot
+      (those that exist).
+  """
+
+  def __init__(self, folder: str, companions: tuple[str, ...] = ()):
+    super().__init__()
+    self.folder = folder
+    self.companions = tuple(companions)
+
+  @staticmethod
+  def filename(epoch: int) -> str:
+    """The snapshot's file name after 0-based ``epoch``."""
+    return f"epoch_{epoch + 1:03d}.keras"
+
+  def on_epoch_end(self, epoch, logs=None):
+    os.makedirs(self.folder, exist_ok=True)
+    for path in self.companions:
+      if os.path.isfile(path):
+        with open(path, "rb") as f:
+          atomic_io.write_bytes(os.path.join(self.folder, os.path.basename(path)), f.read())
+    atomic_io.save_model(self.model, os.path.join(self.folder, self.filename(epoch)))

@@ -1,0 +1,166 @@
+"""Averages the weights of several checkpoints of one network into one model.
+
+Checkpoints of one training lineage (a run's best and final models, a run and
+its continuation from one of them) sit in one basin of the loss, and the
+average of their weights is often better than each, and steadier across test
+conditions (stochastic weight averaging, Izmailov et al. 2018; "model soups",
+Wortsman et al. 2022). ``python -m d3tf.average`` (:func:`run_average`)
+writes the average as a model_dir that every d3tf command reads:
+
+* ``model.keras``: the weighted mean of every weight, the batch norm's moving
+  statistics included (recomputing them on training batches was tried on the
+  camera-aware model and changed nothing for the better: see
+  docs/any_camera.md);
+* ``d3tf_metadata.json``: the first ingredient's, with ``averaged_from`` (each
+  ingredient's model file and coefficient) added; the ingredients must agree
+  on everything the metadata says about inputs (camera, input kind, PSF,
+  render options, model config, camera range), or averaging is refused;
+* ``config.json``: the first ingredient's (where it is a model_dir), so that
+  ``--init_from`` and fine-tuning read it as any run's.
+
+Averaging models of different networks (shapes) or of unrelated trainings
+(different initialisations: their average is no model at all) is the user's
+to avoid: shapes are checked, lineage cannot be.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+from typing import Any, Sequence
+
+import numpy as np
+from absl import logging
+
+from d3tf import artifacts
+from d3tf import atomic_io
+
+#: Metadata keys on which every ingredient must agree (what the model expects as input).
+MUST_AGREE = ("input_kind", "camera", "psf", "render_options", "model_config")
+#: Run facts (``Metadata.extra``) that must agree too.
+EXTRA_MUST_AGREE = ("camera_range",)
+#: Where the average writes its model.
+MODEL_FILENAME = artifacts.FINAL_MODEL_FILENAME
+
+
+def normalised_coefficients(coefficients: Sequence[float] | None, count: int) -> list[float]:
+  """The ingredients' coefficients, summing to one (default: equal).
+
+  Args:
+    coefficients: One non-negative number per ingredient, not all zero, or
+      None for the plain mean.
+    count: Number of ingredients (at least 2).
+
+  Raises:
+    ValueError: fewer than 2 ingredients, a count that differs, a negative
+      or non-finite coefficient or all zero, naming the values.
+  """
+  if count < 2:
+    raise ValueError(f"averaging needs at least 2 models (--model repeated), got {count}")
+  if coefficients is None:
+    return [1.0 / count] * count
+  values = [float(c) for c in coefficients]
+  if len(values) != count:
+    raise ValueError(f"--coefficients has {len(values)} values ({values}) for {count} models")
+  if any(not math.isfinite(c) or c < 0 for c in values) or not sum(values) > 0:
+    raise ValueError(f"--coefficients must be finite, >= 0 and not all 0, got {values}")
+  total = sum(values)
+  return [c / total for c in values]
+
+
+def average_weights(weight_lists: Sequence[Sequence[np.ndarray]],
+                    coefficients: Sequence[float]) -> list[np.ndarray]:
+  """``sum_i coefficients[i] * weight_lists[i]``, weight by weight, in each weight's dtype.
+
+  Raises:
+    ValueError: the lists differ in length or in a weight's shape, naming
+      the weight's position and the shapes.
+  """
+  first = weight_lists[0]
+  for n, weights in enumerate(weight_lists[1:], start=2):
+    if len(weights) != len(first):
+      raise ValueError(f"model {n} has {len(weights)} weights, model 1 has {len(first)}: not "
+                       "the same network")
+    for k, (a, b) in enumerate(zip(first, weights)):
+      if np.shape(a) != np.shape(b):
+        raise ValueError(f"weight {k} has shape {np.shape(b)} in model {n} and {np.shape(a)} in "
+                         "model 1: not the same network")
+  averaged = []
+  for k, reference in enumerate(first):
+    total = sum(c * np.asarray(w[k], np.float64) for c, w in zip(coefficients, weight_lists))
+    averaged.append(np.asarray(total, dtype=np.asarray(reference).dtype))
+  return averaged
+
+
+def check_metadata_agree(metas: Sequence[artifacts.Metadata], paths: Sequence[str]) -> None:
+  """Refuses ingredients whose metadata describe different inputs, naming the field and files.
+
+  Raises:
+    ValueError: a key of :data:`MUST_AGREE` or :data:`EXTRA_MUST_AGREE` differs.
+  """
+  first = metas[0].to_dict()
+  first.update(input_kind=metas[0].input_kind)
+  for meta, path in zip(metas[1:], paths[1:]):
+    other = meta.to_dict()
+    other.update(input_kind=meta.input_kind)
+    for key in MUST_AGREE + EXTRA_MUST_AGREE:
+      if first.get(key) != other.get(key):
+        raise ValueError(f"{path} and {paths[0]} differ in their metadata's {key} "
+                         f"({other.get(key)!r} vs {first.get(key)!r}): only checkpoints of one "
+                         "network trained for the same inputs can be averaged")
+
+
+def run_average(model_paths: Sequence[str], output_dir: str, *, checkpoint: str = "best",
+                coefficients: Sequence[float] | None = None,
+                overwrite: bool = False) -> dict[str, Any]:
+  """Averages the ingredients' weights and writes a model_dir (see the module docstring).
+
+  Args:
+    model_paths: The ingredients: model_dirs (their ``checkpoint``) or
+      ``.keras`` files, at least 2.
+    output_dir: The model_dir to write.
+    checkpoint: ``"best"``, ``"final"`` or ``"auto"`` for model_dirs.
+    coefficients: One weight per ingredient (normalised to sum to one);
+      None for the plain mean.
+    overwrite: Replace an existing ``model.keras`` in ``output_dir``.
+
+  Returns:
+    What was written: ``output_dir``, ``model`` (its path), ``ingredients``
+    (model file and coefficient each).
+
+  Raises:
+    FileNotFoundError: an ingredient or its metadata is missing.
+    FileExistsError: ``output_dir`` holds a model and ``overwrite`` is off.
+    ValueError: bad coefficients, different networks or metadata.
+  """
+  from d3tf.inference import keras_predictor  # pylint: disable=g-import-not-at-top
+  weights = normalised_coefficients(coefficients, len(model_paths))
+  target = os.path.join(output_dir, MODEL_FILENAME)
+  if os.path.exists(target) and not overwrite:
+    raise FileExistsError(f"{target} exists: choose another --output_dir, or --overwrite")
+  files = [artifacts.resolve_model_path(p, checkpoint) for p in model_paths]
+  if len(set(map(os.path.realpath, files))) < len(files):
+    raise ValueError(f"the same model file is given twice: {files}")
+  metas = [artifacts.read_metadata(f) for f in files]
+  check_metadata_agree(metas, files)
+  model, weight_lists = None, []
+  for n, path in enumerate(files, start=1):
+    loaded, _ = keras_predictor.load_model(path)
+    weight_lists.append(loaded.get_weights())
+    logging.info("Ingredient %d/%d: %s (coefficient %.4g, %d weights)", n, len(files), path,
+                 weights[n - 1], len(weight_lists[-1]))
+    model = model or loaded
+  model.set_weights(average_weights(weight_lists, weights))
+  os.makedirs(output_dir, exist_ok=True)
+  ingredients = [{"model": f, "coefficient": c} for f, c in zip(files, weights)]
+  meta = metas[0]
+  meta = dataclasses.replace(meta, extra={**meta.extra, "averaged_from": ingredients})
+  source_config = os.path.join(os.path.dirname(files[0]), "config.json")
+  if os.path.isfile(source_config):
+    shutil.copyfile(source_config, os.path.join(output_dir, "config.json"))
+  artifacts.write_metadata(output_dir, meta)
+  atomic_io.save_model(model, target)
+  logging.info("Wrote the average of %d models to %s", len(files), target)
+  return {"output_dir": output_dir, "model": target, "ingredients": ingredients}
