@@ -40,8 +40,8 @@ def test_relative_blur_measures_a_uniform_gaussian_blur(sigma):
   # A gain and an offset (another exposure) must not change the measured blur.
   blurred = 0.8 * blurred + 0.05
   patches = blur_measurement.relative_blur(sharp, blurred, np.full(sharp.shape, 2.0))
-  assert len(patches.sigma_px) == len(patches.depth_m) > 50
-  assert np.median(patches.sigma_px) == pytest.approx(sigma, abs=0.06)
+  assert len(patches.blur_px) == len(patches.depth_m) > 50
+  assert np.median(patches.blur_px) == pytest.approx(sigma, abs=0.06)
   assert np.all(patches.fit_r2 > 0.95)
   assert not patches.at_limit.any()
   np.testing.assert_allclose(patches.depth_m, 2.0)
@@ -88,7 +88,7 @@ def test_a_view_with_known_depth_gives_back_its_camera():
   patches = blur_measurement.relative_blur(sharp, blurred, depth, stride_px=8, margin_px=4)
   pure = (patches.depth_spread == 0) & ~patches.at_limit
   assert pure.sum() > 20
-  fit = blur_measurement.fit_thin_lens(patches.depth_m[pure], patches.sigma_px[pure], factor)
+  fit = blur_measurement.fit_thin_lens(patches.depth_m[pure], patches.blur_px[pure], factor)
   assert fit.focus_distance_m == pytest.approx(1.6, rel=0.05)
   assert fit.blur_scale_px == pytest.approx(camera.blur_scale_px, rel=0.05)
   assert fit.floor_sigma_px < 0.15
@@ -113,3 +113,17 @@ def test_fit_thin_lens_refuses_bad_measurements():
     blur_measurement.fit_thin_lens([1.0, 2.0], [0.1, 0.2], 0.28)
   with pytest.raises(ValueError, match="positive and finite, got min -1.0"):
     blur_measurement.fit_thin_lens([1.0, 2.0, -1.0], [0.1, 0.2, 0.3], 0.28)
+
+
+def test_a_disk_blur_is_measured_by_the_disk_kernel_and_fits_it_better():
+  from d3tf.optics import psf as psf_lib  # pylint: disable=g-import-not-at-top
+  sharp = _texture()
+  blurred = ndimage.convolve(sharp, psf_lib.disk_kernel_2d(5.0), mode="reflect")
+  depth = np.ones(sharp.shape)
+  disk = blur_measurement.relative_blur(sharp, blurred, depth, kernel="disk",
+                                        sigmas_px=np.arange(0.0, 10.01, 0.5))
+  gaussian = blur_measurement.relative_blur(sharp, blurred, depth)
+  assert np.median(disk.blur_px) == pytest.approx(5.0, abs=0.25)
+  assert np.median(1 - disk.fit_r2) < 0.5 * np.median(1 - gaussian.fit_r2)
+  with pytest.raises(ValueError, match="kernel must be one of"):
+    blur_measurement.relative_blur(sharp, blurred, depth, kernel="box")

@@ -9,8 +9,7 @@ writes the average as a model_dir that every d3tf command reads:
 
 * ``model.keras``: the weighted mean of every weight, the batch norm's moving
   statistics included (recomputing them on training batches was tried on the
-  camera-aware model and changed nothing for the better: see
-  docs/any_camera.md);
+  camera-aware model and changed nothing for the better: docs/training.md);
 * ``d3tf_metadata.json``: the first ingredient's, with ``averaged_from`` (each
   ingredient's model file and coefficient) added; the ingredients must agree
   on everything the metadata says about inputs (camera, input kind, PSF,

@@ -35,6 +35,9 @@ from d3tf.optics import psf as psf_lib
 
 #: Candidate relative blurs (Gaussian sigma, pixels) that :func:`relative_blur` tries.
 DEFAULT_SIGMAS_PX = tuple(np.round(np.arange(0.0, 4.0001, 0.1), 3))
+#: Kernels :func:`relative_blur` can fit: a Gaussian (candidates are sigmas) or a disk
+#: (candidates are diameters), both as d3tf's PSFs build them.
+KERNELS = ("gaussian", "disk")
 
 
 def register_translation(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float]:
@@ -88,7 +91,8 @@ class PatchBlur:
       patch is from one depth.
     texture: Mean gradient magnitude of the sharp photo in the patch (grey
       levels in [0, 1] per pixel): flat patches say nothing about blur.
-    sigma_px: The relative blur's Gaussian sigma, pixels.
+    blur_px: The relative blur: the Gaussian's sigma (kernel "gaussian") or
+      the disk's diameter (kernel "disk"), pixels.
     fit_r2: The fraction of the wide photo's patch variance the blurred
       narrow photo explains.
     at_limit: The best sigma is the largest candidate (the blur may be larger).
@@ -99,7 +103,7 @@ class PatchBlur:
   depth_m: np.ndarray
   depth_spread: np.ndarray
   texture: np.ndarray
-  sigma_px: np.ndarray
+  blur_px: np.ndarray
   fit_r2: np.ndarray
   at_limit: np.ndarray
 
@@ -121,7 +125,8 @@ def _patches(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -
 
 def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *,
                   patch_px: int = 24, stride_px: int = 12, margin_px: int = 24,
-                  sigmas_px: Sequence[float] = DEFAULT_SIGMAS_PX) -> PatchBlur:
+                  sigmas_px: Sequence[float] = DEFAULT_SIGMAS_PX,
+                  kernel: str = "gaussian") -> PatchBlur:
   """Measures, patch by patch, the Gaussian blur that turns ``sharp`` into ``blurred``.
 
   For each candidate sigma, ``sharp`` is blurred and, in each patch, fitted to
@@ -137,7 +142,10 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
     patch_px: Patch side.
     stride_px: Step between patches.
     margin_px: Border left out (where the Fourier shift wraps around).
-    sigmas_px: Increasing candidate sigmas, starting at 0.
+    sigmas_px: Increasing candidate blurs, starting at 0: Gaussian sigmas, or
+      disk diameters for ``kernel="disk"``.
+    kernel: "gaussian" (``scipy.ndimage.gaussian_filter``) or "disk"
+      (:func:`d3tf.optics.psf.disk_kernel_2d`): the shape fitted.
 
   Returns:
     A :class:`PatchBlur` with every patch (filter it by texture, depth
@@ -153,6 +161,8 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
   if sharp.ndim != 2 or sharp.shape != blurred.shape or sharp.shape != depth_m.shape:
     raise ValueError("relative_blur needs 2-D sharp, blurred and depth of one shape, got "
                      f"{sharp.shape}, {blurred.shape} and {depth_m.shape}")
+  if kernel not in KERNELS:
+    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
   sigmas = np.asarray(sigmas_px, np.float64)
   if sigmas.ndim != 1 or len(sigmas) < 3 or sigmas[0] != 0 or np.any(np.diff(sigmas) <= 0):
     raise ValueError(f"sigmas_px must increase from 0 with at least 3 values, got {sigmas_px!r}")
@@ -167,8 +177,13 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
   target_energy = np.maximum((target ** 2).sum(axis=1), 1e-12)
   residuals = np.empty((len(sigmas), len(target)))
   for n, sigma in enumerate(sigmas):
-    source = ndimage.gaussian_filter(sharp, sigma, truncate=psf_lib.GAUSSIAN_TRUNCATE,
-                                     mode="reflect") if sigma > 0 else sharp
+    if sigma <= 0:
+      source = sharp
+    elif kernel == "gaussian":
+      source = ndimage.gaussian_filter(sharp, sigma, truncate=psf_lib.GAUSSIAN_TRUNCATE,
+                                       mode="reflect")
+    else:
+      source = ndimage.convolve(sharp, psf_lib.disk_kernel_2d(sigma), mode="reflect")
     source = _patches(source, rows, cols, patch_px)
     source = source - source.mean(axis=1, keepdims=True)
     gain = (source * target).sum(axis=1) / np.maximum((source ** 2).sum(axis=1), 1e-12)
@@ -191,7 +206,7 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
   return PatchBlur(
       row=grid_rows.ravel(), col=grid_cols.ravel(), depth_m=median, depth_spread=spread,
       texture=_patches(np.hypot(grad_x, grad_y), rows, cols, patch_px).mean(axis=1),
-      sigma_px=sigma, fit_r2=1.0 - residuals.min(axis=0) / target_energy,
+      blur_px=sigma, fit_r2=1.0 - residuals.min(axis=0) / target_energy,
       at_limit=best == len(sigmas) - 1)
 
 
