@@ -229,7 +229,7 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
                    "init_from": f"runs/dfd_pretrain_small_{_arm}"}})
   register_preset(f"dfd_finetune_small_{_arm}_seed1", {"training": {"seed": 1}},
                   base=f"dfd_finetune_small_{_arm}")
-  # The real f/2.8 blur fits a disk a little better than the Gaussian in 65-70 % of patches
+  # The real f/2.8 blur fits a disk a little better than the Gaussian in 77 % of patches
   # (benchmarks/results/dfd_protocol.md): both arms again, pre-trained with the disk PSF.
   register_preset(f"dfd_pretrain_small_{_arm}_disk", {"render": {"psf": "disk"}},
                   base=f"dfd_pretrain_small_{_arm}")
