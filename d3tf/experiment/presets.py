@@ -236,5 +236,6 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
   register_preset(f"dfd_finetune_small_{_arm}_disk", {
       "training": {"init_from": f"runs/dfd_pretrain_small_{_arm}_disk"}},
                   base=f"dfd_finetune_small_{_arm}")
-  register_preset(f"dfd_finetune_small_{_arm}_disk_seed1", {"training": {"seed": 1}},
-                  base=f"dfd_finetune_small_{_arm}_disk")
+  for _seed in (1, 2, 3):
+    register_preset(f"dfd_finetune_small_{_arm}_disk_seed{_seed}", {"training": {"seed": _seed}},
+                    base=f"dfd_finetune_small_{_arm}_disk")
