@@ -35,9 +35,9 @@ from d3tf.optics import psf as psf_lib
 
 #: Candidate relative blurs (Gaussian sigma, pixels) that :func:`relative_blur` tries.
 DEFAULT_SIGMAS_PX = tuple(np.round(np.arange(0.0, 4.0001, 0.1), 3))
-#: Kernels :func:`relative_blur` can fit: a Gaussian (candidates are sigmas) or a disk
-#: (candidates are diameters), both as d3tf's PSFs build them.
-KERNELS = ("gaussian", "disk")
+#: The PSF whose candidates are Gaussian sigmas (filtered separably); every other registered
+#: PSF (:func:`d3tf.optics.psf.names`) is fitted by blur diameter with its own kernel.
+GAUSSIAN_KERNEL = "gaussian"
 
 
 def register_translation(reference: np.ndarray, moving: np.ndarray) -> tuple[float, float]:
@@ -92,7 +92,7 @@ class PatchBlur:
     texture: Mean gradient magnitude of the sharp photo in the patch (grey
       levels in [0, 1] per pixel): flat patches say nothing about blur.
     blur_px: The relative blur: the Gaussian's sigma (kernel "gaussian") or
-      the disk's diameter (kernel "disk"), pixels.
+      the blur diameter (any other kernel, e.g. "disk"), pixels.
     fit_r2: The fraction of the wide photo's patch variance the blurred
       narrow photo explains.
     at_limit: The best sigma is the largest candidate (the blur may be larger).
@@ -142,10 +142,11 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
     patch_px: Patch side.
     stride_px: Step between patches.
     margin_px: Border left out (where the Fourier shift wraps around).
-    sigmas_px: Increasing candidate blurs, starting at 0: Gaussian sigmas, or
-      disk diameters for ``kernel="disk"``.
-    kernel: "gaussian" (``scipy.ndimage.gaussian_filter``) or "disk"
-      (:func:`d3tf.optics.psf.disk_kernel_2d`): the shape fitted.
+    sigmas_px: Increasing candidate blurs, starting at 0: Gaussian sigmas for
+      ``kernel="gaussian"``, blur diameters for any other PSF.
+    kernel: A PSF name of :func:`d3tf.optics.psf.names`: the shape fitted
+      ("gaussian": ``scipy.ndimage.gaussian_filter``; others, e.g. "disk":
+      :func:`d3tf.optics.psf.psf_kernel_2d`).
 
   Returns:
     A :class:`PatchBlur` with every patch (filter it by texture, depth
@@ -161,8 +162,8 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
   if sharp.ndim != 2 or sharp.shape != blurred.shape or sharp.shape != depth_m.shape:
     raise ValueError("relative_blur needs 2-D sharp, blurred and depth of one shape, got "
                      f"{sharp.shape}, {blurred.shape} and {depth_m.shape}")
-  if kernel not in KERNELS:
-    raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+  if kernel not in psf_lib.names():
+    raise ValueError(f"kernel must be one of {psf_lib.names()}, got {kernel!r}")
   sigmas = np.asarray(sigmas_px, np.float64)
   if sigmas.ndim != 1 or len(sigmas) < 3 or sigmas[0] != 0 or np.any(np.diff(sigmas) <= 0):
     raise ValueError(f"sigmas_px must increase from 0 with at least 3 values, got {sigmas_px!r}")
@@ -179,11 +180,11 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
   for n, sigma in enumerate(sigmas):
     if sigma <= 0:
       source = sharp
-    elif kernel == "gaussian":
+    elif kernel == GAUSSIAN_KERNEL:
       source = ndimage.gaussian_filter(sharp, sigma, truncate=psf_lib.GAUSSIAN_TRUNCATE,
                                        mode="reflect")
     else:
-      source = ndimage.convolve(sharp, psf_lib.disk_kernel_2d(sigma), mode="reflect")
+      source = ndimage.convolve(sharp, psf_lib.psf_kernel_2d(kernel, sigma), mode="reflect")
     source = _patches(source, rows, cols, patch_px)
     source = source - source.mean(axis=1, keepdims=True)
     gain = (source * target).sum(axis=1) / np.maximum((source ** 2).sum(axis=1), 1e-12)
