@@ -54,20 +54,18 @@ def validation_batches(model_dir: str, seeds: list[int]) -> list[tuple[Any, np.n
 
 def score(model, batches_per_seed) -> dict[str, Any]:
   """Per-image mean metrics over every seed's batches, and rel per seed."""
-  per_seed, every = [], []
+  overall, per_seed = metrics.MetricsAccumulator(), []
   for batches in batches_per_seed:
-    rows = []
+    seed = metrics.MetricsAccumulator()
     for inputs, depth in batches:
       outputs = model(inputs, training=False)
       predicted = np.asarray(outputs["depth"] if isinstance(outputs, dict) else outputs)
-      for gt, pred in zip(depth, predicted):
-        rows.append(metrics.depth_metrics(gt, pred))
-    per_seed.append(float(np.mean([r["rel"] for r in rows])))
-    every += rows
-  return {"rel": float(np.mean([r["rel"] for r in every])),
-          "rms": float(np.mean([r["rms"] for r in every])),
-          "delta1": float(np.mean([r["delta1"] for r in every])),
-          "images": len(every), "rel_per_seed": per_seed}
+      seed.update(depth, predicted)
+      overall.update(depth, predicted)
+    per_seed.append(seed.per_image_mean()["rel"])
+  mean = overall.per_image_mean()
+  return {"rel": mean["rel"], "rms": mean["rms"], "delta1": mean["delta1"],
+          "images": overall.num_images, "rel_per_seed": per_seed}
 
 
 def main(argv):

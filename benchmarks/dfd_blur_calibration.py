@@ -51,6 +51,7 @@ from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-positio
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from d3tf.data.readers import dfd  # pylint: disable=g-import-not-at-top,wrong-import-position
 from d3tf.optics import blur_measurement  # pylint: disable=g-import-not-at-top,wrong-import-position
 from d3tf.optics import psf as psf_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -71,7 +72,10 @@ def grey(image: np.ndarray) -> np.ndarray:
 
 
 def view_pairs(data_path: str) -> list[tuple[str, Any, Any, Any]]:
-  """``(name, wide reader, wide sample, narrow sample)`` per view, paired by depth map."""
+  """``(name, wide reader, wide sample, narrow sample)`` per view, paired by depth map.
+
+  The depth maps of the two apertures are copies: each view's is read with its wide photo.
+  """
   wide = dfd.DfdReader(data_path, aperture=WIDE)
   narrow = dfd.DfdReader(data_path, aperture=NARROW)
   wide_samples = {os.path.basename(s.depth_path): s for s in wide.samples()}
@@ -79,19 +83,17 @@ def view_pairs(data_path: str) -> list[tuple[str, Any, Any, Any]]:
   names = sorted(set(wide_samples) & set(narrow_samples))
   if not names:
     raise ValueError(f"{data_path}: no view has both an {WIDE} and an {NARROW} photo")
-  return [(os.path.splitext(n)[0], (wide, wide_samples[n]), (narrow, narrow_samples[n]))
-          for n in names]
+  return [(os.path.splitext(n)[0], wide, wide_samples[n], narrow_samples[n]) for n in names]
 
 
-def measure_view(wide_pair, narrow_pair, compare_disk: bool = False):
+def measure_view(wide_reader, wide_sample, narrow_sample, compare_disk: bool = False):
   """Registers one view's f/8 photo onto its f/2.8 photo and measures the relative blur.
 
   Returns:
     ``(Gaussian PatchBlur, disk PatchBlur or None, shift)``.
   """
-  (wide_reader, wide_sample), (narrow_reader, narrow_sample) = wide_pair, narrow_pair
   wide_image, depth = wide_reader.load(wide_sample)
-  narrow_image, _ = narrow_reader.load(narrow_sample)
+  narrow_image = common.read_image(narrow_sample.image_path)
   depth = np.asarray(depth, np.float64)
   depth = depth[..., 0] if depth.ndim == 3 else depth
   blurred, sharp = grey(wide_image), grey(narrow_image)
@@ -146,8 +148,8 @@ def run(data_path: str, output: str, output_json: str | None, plot_path: str | N
   started = time.time()
   pairs = view_pairs(data_path)
   measured, disks, shifts = [], [], []
-  for n, (name, wide_pair, narrow_pair) in enumerate(pairs):
-    patches, disk, shift = measure_view(wide_pair, narrow_pair, compare_disk)
+  for n, (name, wide_reader, wide_sample, narrow_sample) in enumerate(pairs):
+    patches, disk, shift = measure_view(wide_reader, wide_sample, narrow_sample, compare_disk)
     measured.append(patches)
     disks.append(disk)
     shifts.append(shift)
@@ -190,7 +192,7 @@ def run(data_path: str, output: str, output_json: str | None, plot_path: str | N
                     "disk_better_share": float(np.mean(disk_left < gaussian_left)),
                     "disk_diameter_px": float(np.median(kept_disk.blur_px[inside]))})
   per_view = []
-  for (name, _, _), patches, mask, shift in zip(pairs, measured, masks, shifts):
+  for (name, *_), patches, mask, shift in zip(pairs, measured, masks, shifts):
     if mask.sum() >= MIN_PATCHES_PER_VIEW:
       view_fit = blur_measurement.fit_thin_lens(patches.depth_m[mask], patches.blur_px[mask],
                                                 factor)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -41,6 +42,7 @@ from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-positio
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from d3tf.data.readers import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from d3tf.data.readers import dfd  # pylint: disable=g-import-not-at-top,wrong-import-position
 from d3tf.optics import color  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -64,11 +66,9 @@ def write_sharp_views(data_path: str, val_views: int, folder: str, floor_sigma_p
   os.makedirs(os.path.join(folder, "rgb"), exist_ok=True)
   os.makedirs(os.path.join(folder, "depth"), exist_ok=True)
   for n, sample in enumerate(reader.samples()):
-    image = np.asarray(Image.open(sample.image_path).convert("RGB"))
+    image = common.read_image(sample.image_path)
     Image.fromarray(soften(image, floor_sigma_px)).save(os.path.join(folder, "rgb", f"{n:03d}.png"))
-    with open(sample.depth_path, "rb") as src, open(
-        os.path.join(folder, "depth", f"{n:03d}.png"), "wb") as dst:
-      dst.write(src.read())
+    shutil.copyfile(sample.depth_path, os.path.join(folder, "depth", f"{n:03d}.png"))
   return len(reader.samples())
 
 
@@ -126,6 +126,7 @@ def main(argv):
   with open(FLAGS.output, "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n")
   logging.info("Wrote %s and %s", FLAGS.output, output_json)
+  # The evaluations' tf.data pipelines can hang the interpreter's exit; everything is written.
   os._exit(0)  # pylint: disable=protected-access
 
 

@@ -23,6 +23,8 @@ BEST_MODEL_FILENAME = "best.keras"
 #: Folder of the per-epoch models (``--keep_epoch_models``).
 EPOCH_MODELS_DIRNAME = "epochs"
 FLAGS_FILENAME = "flags.txt"
+#: The resolved ExperimentConfig of a run (or a search).
+CONFIG_FILENAME = "config.json"
 COMMAND_LINE_FILENAME = "command_line.txt"
 METRICS_FILENAME = "metrics.csv"
 BACKUP_DIRNAME = "backup"
@@ -35,7 +37,7 @@ CHECKPOINT_HELP = (f"Which model of a model_dir: 'final' ({FINAL_MODEL_FILENAME}
                    f"{BEST_MODEL_FILENAME}).")
 
 __all__ = ["BACKUP_DIRNAME", "BEST_MODEL_FILENAME", "CHECKPOINT_HELP", "CHECKPOINTS",
-           "COMMAND_LINE_FILENAME", "EPOCH_MODELS_DIRNAME", "FINAL_MODEL_FILENAME",
+           "COMMAND_LINE_FILENAME", "CONFIG_FILENAME", "EPOCH_MODELS_DIRNAME", "FINAL_MODEL_FILENAME",
            "FLAGS_FILENAME",
            "METADATA_FILENAME", "METRICS_FILENAME", "resolve_model_path",
            "TENSORBOARD_DIRNAME"]

@@ -36,10 +36,9 @@ from absl import logging
 from d3tf import artifacts
 from d3tf import atomic_io
 
-#: Metadata keys on which every ingredient must agree (what the model expects as input).
-MUST_AGREE = ("input_kind", "camera", "psf", "render_options", "model_config")
-#: Run facts (``Metadata.extra``) that must agree too.
-EXTRA_MUST_AGREE = ("camera_range",)
+#: Keys of ``d3tf_metadata.json`` on which every ingredient must agree (what the model expects
+#: as input; ``camera_range`` is a run fact of camera-aware models).
+MUST_AGREE = ("input", "camera", "psf", "render_options", "model_config", "camera_range")
 #: Where the average writes its model.
 MODEL_FILENAME = artifacts.FINAL_MODEL_FILENAME
 
@@ -97,14 +96,12 @@ def check_metadata_agree(metas: Sequence[artifacts.Metadata], paths: Sequence[st
   """Refuses ingredients whose metadata describe different inputs, naming the field and files.
 
   Raises:
-    ValueError: a key of :data:`MUST_AGREE` or :data:`EXTRA_MUST_AGREE` differs.
+    ValueError: a key of :data:`MUST_AGREE` differs.
   """
   first = metas[0].to_dict()
-  first.update(input_kind=metas[0].input_kind)
   for meta, path in zip(metas[1:], paths[1:]):
     other = meta.to_dict()
-    other.update(input_kind=meta.input_kind)
-    for key in MUST_AGREE + EXTRA_MUST_AGREE:
+    for key in MUST_AGREE:
       if first.get(key) != other.get(key):
         raise ValueError(f"{path} and {paths[0]} differ in their metadata's {key} "
                          f"({other.get(key)!r} vs {first.get(key)!r}): only checkpoints of one "
@@ -154,11 +151,10 @@ def run_average(model_paths: Sequence[str], output_dir: str, *, checkpoint: str 
   model.set_weights(average_weights(weight_lists, weights))
   os.makedirs(output_dir, exist_ok=True)
   ingredients = [{"model": f, "coefficient": c} for f, c in zip(files, weights)]
-  meta = metas[0]
-  meta = dataclasses.replace(meta, extra={**meta.extra, "averaged_from": ingredients})
-  source_config = os.path.join(os.path.dirname(files[0]), "config.json")
+  meta = dataclasses.replace(metas[0], extra={**metas[0].extra, "averaged_from": ingredients})
+  source_config = os.path.join(os.path.dirname(files[0]), artifacts.model_dir.CONFIG_FILENAME)
   if os.path.isfile(source_config):
-    shutil.copyfile(source_config, os.path.join(output_dir, "config.json"))
+    shutil.copyfile(source_config, os.path.join(output_dir, artifacts.model_dir.CONFIG_FILENAME))
   artifacts.write_metadata(output_dir, meta)
   atomic_io.save_model(model, target)
   logging.info("Wrote the average of %d models to %s", len(files), target)

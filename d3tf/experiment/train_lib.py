@@ -33,12 +33,13 @@ from typing import Any, Callable
 
 from absl import logging
 
+from d3tf.artifacts import model_dir as model_dir_lib
 from d3tf.experiment import config as config_lib
 from d3tf.experiment import distribute_lib
 from d3tf.experiment import task as task_lib
 
 _MONITOR = "val_rel"
-CONFIG_FILENAME = "config.json"
+CONFIG_FILENAME = model_dir_lib.CONFIG_FILENAME
 
 
 def get_strategy(name: str = "default", tpu_address: str | None = None):

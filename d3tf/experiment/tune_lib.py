@@ -346,6 +346,7 @@ def run_search(config: config_lib.ExperimentConfig, space: SearchSpace, tune: Tu
   """
   import keras  # pylint: disable=g-import-not-at-top
   from d3tf import atomic_io  # pylint: disable=g-import-not-at-top
+  from d3tf.artifacts import model_dir as model_dir_lib  # pylint: disable=g-import-not-at-top
   config = check(config, space, tune)
   task = task_lib.DepthTask(config)
   record = _search_record(config, space, tune, task)
@@ -357,7 +358,8 @@ def run_search(config: config_lib.ExperimentConfig, space: SearchSpace, tune: Tu
                                  f"objective {tune.objective} needs it")
   os.makedirs(model_dir, exist_ok=True)
   atomic_io.write_json(os.path.join(model_dir, SEARCH_FILENAME), record, indent=2)
-  atomic_io.write_json(os.path.join(model_dir, "config.json"), config.to_dict(), indent=2)
+  atomic_io.write_json(os.path.join(model_dir, model_dir_lib.CONFIG_FILENAME),
+                       config.to_dict(), indent=2)
   logging.info("Search (%s, objective %s, minimised) over %s into %s", tune.tuner,
                tune.objective, space.tuned() or "nothing (the base config only)",
                os.path.abspath(model_dir))

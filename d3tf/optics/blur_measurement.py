@@ -127,10 +127,10 @@ def relative_blur(sharp: np.ndarray, blurred: np.ndarray, depth_m: np.ndarray, *
                   patch_px: int = 24, stride_px: int = 12, margin_px: int = 24,
                   sigmas_px: Sequence[float] = DEFAULT_SIGMAS_PX,
                   kernel: str = "gaussian") -> PatchBlur:
-  """Measures, patch by patch, the Gaussian blur that turns ``sharp`` into ``blurred``.
+  """Measures, patch by patch, the blur (Gaussian by default) that turns ``sharp`` into ``blurred``.
 
-  For each candidate sigma, ``sharp`` is blurred and, in each patch, fitted to
-  ``blurred`` by a gain (and the patch means); the sigma with the smallest
+  For each candidate blur, ``sharp`` is blurred and, in each patch, fitted to
+  ``blurred`` by a gain (and the patch means); the candidate with the smallest
   residual, refined by a parabola through its neighbours, is the patch's
   relative blur. Register the photos first (:func:`register_translation`):
   a residual shift reads as blur.
@@ -280,20 +280,23 @@ def fit_thin_lens(depth_m: np.ndarray, sigma_px: np.ndarray, sigma_per_blur_px: 
   grid = (np.exp(np.arange(math.log(0.5), math.log(10.0), 0.01)) if focus_grid_m is None
           else np.asarray(focus_grid_m, np.float64))
   y = sigma ** 2
+
+  def squared_blur(focus):
+    return (sigma_per_blur_px * (1.0 / focus - 1.0 / depth)) ** 2
+
   best = None
   for focus in grid:
-    x = (sigma_per_blur_px * (1.0 / focus - 1.0 / depth)) ** 2
+    x = squared_blur(focus)
     coefficients = _nonnegative_least_squares(np.stack([x, np.ones_like(x)], axis=1), y)
-    residual = y - coefficients[0] * x - coefficients[1]
-    sigma_fit = np.sqrt(np.maximum(coefficients[0] * x + coefficients[1], 0.0))
-    rms = float(np.sqrt(np.mean((sigma - sigma_fit) ** 2)))
-    score = float(np.mean(residual ** 2))
+    score = float(np.mean((y - coefficients[0] * x - coefficients[1]) ** 2))
     if best is None or score < best[0]:
-      best = (score, ThinLensFit(focus_distance_m=float(focus),
-                                 blur_scale_px=float(math.sqrt(coefficients[0])),
-                                 floor_sigma_px=float(math.sqrt(coefficients[1])),
-                                 rms_sigma_px=rms, patches=int(len(depth))))
-  return best[1]
+      best = (score, float(focus), coefficients)
+  _, focus, (scale_squared, floor_squared) = best
+  sigma_fit = np.sqrt(np.maximum(scale_squared * squared_blur(focus) + floor_squared, 0.0))
+  return ThinLensFit(focus_distance_m=focus, blur_scale_px=float(math.sqrt(scale_squared)),
+                     floor_sigma_px=float(math.sqrt(floor_squared)),
+                     rms_sigma_px=float(np.sqrt(np.mean((sigma - sigma_fit) ** 2))),
+                     patches=int(len(depth)))
 
 
 def _nonnegative_least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:

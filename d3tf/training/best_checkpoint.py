@@ -70,8 +70,8 @@ class EpochModels(keras.callbacks.Callback):
 
   Args:
     folder: Where the snapshots go (created).
-    companions: Files copied into ``folder`` before the first snapshot
-      (those that exist).
+    companions: Files copied into ``folder`` when training begins (those
+      that exist).
   """
 
   def __init__(self, folder: str, companions: tuple[str, ...] = ()):
@@ -84,10 +84,12 @@ class EpochModels(keras.callbacks.Callback):
     """The snapshot's file name after 0-based ``epoch``."""
     return f"epoch_{epoch + 1:03d}.keras"
 
-  def on_epoch_end(self, epoch, logs=None):
+  def on_train_begin(self, logs=None):
     os.makedirs(self.folder, exist_ok=True)
     for path in self.companions:
       if os.path.isfile(path):
         with open(path, "rb") as f:
           atomic_io.write_bytes(os.path.join(self.folder, os.path.basename(path)), f.read())
+
+  def on_epoch_end(self, epoch, logs=None):
     atomic_io.save_model(self.model, os.path.join(self.folder, self.filename(epoch)))
