@@ -150,6 +150,8 @@ class CameraRange:
 
 _NYU_SOURCE = ("Carvalho et al. 2018, the synthetic NYUv2 camera (15 mm, f/2.8, 5.6 um); "
                "focus 1-8 m as in issue 14")
+_NYU_LENS_SOURCE = ("the NYUv2 camera's lens and sensor (15 mm, 5.6 um) at f/2-f/5.6, focus 1-8 m: "
+                    "the apertures of issue 14's camera-mismatch grid")
 _DFD_SOURCE = ("Carvalho et al. 2018, DFD dataset: Nikon D200 (6.05 um pixels) + 35 mm lens, "
                "images downsampled x6 (36 um), f/2-f/8, focus about 1-3 m")
 _PHONE_SOURCE = ("typical phone main cameras (maker spec sheets, 2020-2024): 24-26 mm-equivalent "
@@ -161,6 +163,9 @@ _MIRRORLESS_SOURCE = ("typical APS-C / full-frame mirrorless kits and primes: 16
 FAMILIES = {
     "nyu": CameraFamily("nyu", (15.0, 15.0), (2.8, 2.8), (5.6, 5.6), (1.0, 8.0),
                         source=_NYU_SOURCE),
+    # The NYU lens at the mismatch grid's apertures (issue 14's f/2, f/2.8, f/5.6).
+    "nyu_lens": CameraFamily("nyu_lens", (15.0, 15.0), (2.0, 5.6), (5.6, 5.6), (1.0, 8.0),
+                             source=_NYU_LENS_SOURCE),
     "dfd_dslr": CameraFamily("dfd_dslr", (35.0, 35.0), (2.0, 8.0), (36.0, 36.0), (1.0, 3.0),
                              source=_DFD_SOURCE),
     "phone": CameraFamily("phone", (4.0, 7.0), (1.5, 2.2), (1.0, 10.0), (0.3, 5.0),
@@ -173,6 +178,12 @@ FAMILIES = {
 RANGES = {
     "anycamera": CameraRange("anycamera", (
         dataclasses.replace(FAMILIES["nyu"], weight=0.3),
+        dataclasses.replace(FAMILIES["dfd_dslr"], weight=0.3),
+        dataclasses.replace(FAMILIES["phone"], weight=0.2),
+        dataclasses.replace(FAMILIES["mirrorless"], weight=0.2))),
+    # "anycamera" with the NYU family widened to the grid's apertures (docs/any_camera.md).
+    "anycamera_wide": CameraRange("anycamera_wide", (
+        dataclasses.replace(FAMILIES["nyu_lens"], weight=0.3),
         dataclasses.replace(FAMILIES["dfd_dslr"], weight=0.3),
         dataclasses.replace(FAMILIES["phone"], weight=0.2),
         dataclasses.replace(FAMILIES["mirrorless"], weight=0.2))),
