@@ -251,6 +251,7 @@ TRAINING_FLAG_FIELDS = {
     "camera_aware": ("model", "camera_aware"),
     "fused_batch_norm": ("model", "fused_batch_norm"), "recompute": ("model", "recompute"),
     "learning_rate": ("training", "learning_rate"), "beta1": ("training", "beta1"),
+    "lr_schedule": ("training", "lr_schedule"),
     "loss": ("training", "loss"), "epochs": ("training", "epochs"),
     "steps_per_epoch": ("training", "steps_per_epoch"),
     "validation_steps": ("training", "validation_steps"),
@@ -348,6 +349,9 @@ def define_training_flags() -> None:
       "same every epoch; 0: no validation).", lower_bound=0)
   flags.DEFINE_float("learning_rate", t.learning_rate, "Adam learning rate (the paper: 2e-4).")
   flags.DEFINE_float("beta1", t.beta1, "Adam beta1 (the paper: 0.5).")
+  flags.DEFINE_enum("lr_schedule", t.lr_schedule, ["constant", "cosine"],
+                    "Learning-rate schedule: constant, or cosine (from --learning_rate to zero "
+                    "over the run's epochs * steps_per_epoch steps).")
   flags.DEFINE_enum(
       "loss", t.loss, ["l1", "berhu", "silog", "gradient", "log_l1"],
       "Training loss (invalid depth masked out): 'l1' (the paper), 'berhu', 'silog', "

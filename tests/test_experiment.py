@@ -58,6 +58,7 @@ def test_default_config_resolves_from_the_dataset():
     ("training", {"beta1": 1.0}, "training.beta1", "1.0"),
     ("training", {"epochs": "3"}, "training.epochs", "'3'"),
     ("training", {"loss": "l2"}, "training.loss", "'l2'"),
+    ("training", {"lr_schedule": "step"}, "training.lr_schedule", "'step'"),
     ("training", {"warmup": 3}, "training.warmup", "unknown"),
     ("model", {"variational_blocks": [5, 7]}, "model.variational_blocks", "(5, 7)"),
     ("model", {"size": "huge"}, "model.size", "'huge'"),
@@ -250,6 +251,30 @@ def test_compiled_task_model_traces_its_train_step_once():
     model.train_on_batch(images, depths)
     traces[prebuilt] = len(traced)
   assert traces == {True: 1, False: 2}
+
+
+def test_cosine_schedule_decays_to_zero_over_the_run_and_is_saved_with_the_model(tmp_path):
+  import keras  # pylint: disable=g-import-not-at-top
+  from d3tf.experiment import task as task_lib  # pylint: disable=g-import-not-at-top
+  task = task_lib.DepthTask(config_lib.ExperimentConfig().replace(
+      data={"crop_size": 32, "batch_size": 2}, model={"size": "tiny"},
+      training={"learning_rate": 1e-3, "epochs": 2, "steps_per_epoch": 5,
+                "lr_schedule": "cosine"}))
+  model = task.build_model()
+  task.compile_model(model)
+  optimizer = model.optimizer
+  rates = {}
+  for step in (0, 5, 10):
+    optimizer.iterations.assign(step)
+    rates[step] = float(optimizer.learning_rate)
+  assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4)
+  assert rates[10] == pytest.approx(0.0, abs=1e-9)
+  optimizer.iterations.assign(5)
+  model.save(tmp_path / "m.keras")
+  loaded = keras.saving.load_model(tmp_path / "m.keras", compile=True)
+  assert float(loaded.optimizer.learning_rate) == pytest.approx(5e-4)
+  constant = task_lib.DepthTask(task.config.replace(training={"lr_schedule": "constant"}))
+  assert float(constant.build_optimizer().learning_rate) == pytest.approx(1e-3)
 
 
 def test_train_evaluate_and_export_in_process(tmp_path):

@@ -362,6 +362,10 @@ class TrainingConfig:
   Attributes:
     optimizer: "adam" (the paper's).
     learning_rate, beta1: Adam's (the paper: 2e-4, 0.5).
+    lr_schedule: "constant" (the paper's), or "cosine": the rate decays from
+      ``learning_rate`` to zero along half a cosine over the run's
+      ``epochs * steps_per_epoch`` steps (``keras.optimizers.schedules.CosineDecay``;
+      it follows the optimizer's step count, so a resumed run continues it).
     loss: "l1", "berhu", "silog", "gradient" or "log_l1" (not with an aleatoric head,
       which trains with its negative log-likelihood).
     epochs: Epochs to train.
@@ -381,6 +385,7 @@ class TrainingConfig:
   optimizer: str = _choices("adam", default="adam")
   learning_rate: float = _bounded(2e-4, 0.0, low_open=True)
   beta1: float = _bounded(0.5, 0.0, 1.0)
+  lr_schedule: str = _choices("constant", "cosine", default="constant")
   loss: str = _choices("l1", "berhu", "silog", "gradient", "log_l1", default="l1")
   epochs: int = _bounded(3, 1)
   steps_per_epoch: int | None = _bounded(None, 1)

@@ -316,10 +316,19 @@ class DepthTask:
     model.optimizer.build(model.trainable_variables)
 
   def build_optimizer(self):
-    """Adam (Keras' update, TensorFlow's fused kernel: :mod:`d3tf.optimizers`)."""
+    """Adam (Keras' update, TensorFlow's fused kernel: :mod:`d3tf.optimizers`).
+
+    Its rate is ``training.learning_rate``, or with ``training.lr_schedule=cosine``
+    a cosine decay from it to zero over :attr:`total_steps`.
+    """
     from d3tf import optimizers  # pylint: disable=g-import-not-at-top
     training = self.config.training
-    return optimizers.FusedAdam(learning_rate=training.learning_rate, beta_1=training.beta1)
+    learning_rate = training.learning_rate
+    if training.lr_schedule == "cosine":
+      import keras  # pylint: disable=g-import-not-at-top
+      learning_rate = keras.optimizers.schedules.CosineDecay(
+          initial_learning_rate=training.learning_rate, decay_steps=self.total_steps, alpha=0.0)
+    return optimizers.FusedAdam(learning_rate=learning_rate, beta_1=training.beta1)
 
   @property
   def loss_name(self) -> str:
