@@ -251,6 +251,8 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
                   base=f"dfd_finetune_small_{_arm}_disk")
   register_preset(f"dfd_finetune_small_{_arm}_disk_long_seed1", {"training": {"seed": 1}},
                   base=f"dfd_finetune_small_{_arm}_disk_long")
+  register_preset(f"dfd_finetune_small_{_arm}_disk_long_cosine", {
+      "training": {"lr_schedule": "cosine"}}, base=f"dfd_finetune_small_{_arm}_disk_long")
   # Both arms fine-tuned from the camera-aware model (d3tf_anycamera/3, which saw the DSLR at
   # f/2-f/8 in training) instead of a single-camera pre-training; the photos' camera its input.
   register_preset(f"dfd_finetune_anycamera_{_arm}", {
