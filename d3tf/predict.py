@@ -88,7 +88,7 @@ def main(argv):
     else:
       photo_cameras = predict_lib.check_photo_cameras(
           photo_cameras, predictor.camera,
-          needs_camera=getattr(predictor, "camera_aware", False))
+          needs_camera=predict_lib.needs_photo_camera(predictor))
     predict_lib.predict_files(predictor, paths, FLAGS.output_dir or "predictions",
                               samples=FLAGS.samples or 1,
                               color_max_depth_m=FLAGS.color_max_depth_m,

@@ -116,6 +116,19 @@ def test_a_camera_aware_model_refuses_an_incomplete_photo_camera():
   assert done[0].complete  # Filled from the model's camera.
 
 
+def test_only_a_camera_aware_model_of_a_camera_range_needs_each_photos_camera():
+  import types  # pylint: disable=g-import-not-at-top
+
+  def predictor(camera_aware, extra):
+    return types.SimpleNamespace(camera_aware=camera_aware,
+                                 metadata=types.SimpleNamespace(extra=extra))
+  ranged = {"camera_range": camera_range_lib.get_range("anycamera").to_dict()}
+  assert predict_lib.needs_photo_camera(predictor(True, ranged))
+  assert not predict_lib.needs_photo_camera(predictor(True, {}))  # Fine-tuned at one camera.
+  assert not predict_lib.needs_photo_camera(predictor(False, ranged))
+  assert not predict_lib.needs_photo_camera(types.SimpleNamespace())
+
+
 @pytest.mark.slow
 def test_camera_aware_model_trains_on_drawn_cameras_saves_and_depends_on_its_camera(tmp_path):
   config = config_lib.ExperimentConfig.from_dict({

@@ -204,6 +204,21 @@ def read_photo_cameras(paths: list[str], camera_config, camera_from_exif: str = 
   return cameras
 
 
+def needs_photo_camera(predictor) -> bool:
+  """Whether each photo must state its camera (EXIF or flags) for ``predictor``.
+
+  True for a camera-aware model trained on a camera range (its metadata's
+  ``camera_range``): a photo's camera is its own, the model's default no
+  fallback. A camera-aware model fine-tuned at one camera (no range, e.g. the
+  DFD protocol started from the camera-aware weights) knows that camera alone:
+  as for a single-camera model, a photo's missing values come from it.
+  """
+  if not getattr(predictor, "camera_aware", False):
+    return False
+  metadata = getattr(predictor, "metadata", None)
+  return metadata is None or bool((metadata.extra or {}).get("camera_range"))
+
+
 def check_photo_cameras(photo_cameras, model_camera, *, needs_camera: bool = False):
   """Completes each photo's camera from the model's, logs it, and warns where it differs.
 

@@ -265,5 +265,6 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
   register_preset(f"dfd_finetune_anycamera_{_arm}_long", {
       "training": {"epochs": 12, "steps_per_epoch": 200, "save_every_steps": 200}},
                   base=f"dfd_finetune_anycamera_{_arm}")
-  register_preset(f"dfd_finetune_anycamera_{_arm}_long_seed1", {"training": {"seed": 1}},
-                  base=f"dfd_finetune_anycamera_{_arm}_long")
+  for _seed in (1, 2):
+    register_preset(f"dfd_finetune_anycamera_{_arm}_long_seed{_seed}", {"training": {"seed": _seed}},
+                    base=f"dfd_finetune_anycamera_{_arm}_long")
