@@ -21,6 +21,9 @@ _SHIPPED = {"nyu_real_aif": ("sharp", None), "nyu_real_focus2m": ("defocus", 2.0
 # camera-aware model).
 _LENS = {"nyu_real_focus2m": (0.015, 2.8), "d3tf_anycamera": (0.015, 2.8),
          "dfd_dslr": (0.035, 2.8)}
+# Exports whose latest version takes the camera as an input (dfd_dslr/3: the camera-aware
+# network fine-tuned at the DSLR's camera).
+_CAMERA_AWARE = {"d3tf_anycamera", "dfd_dslr"}
 _MAX_BYTES = 20 * 2**20
 # The official NYU test images (nyu_png layout).
 _TEST_IMAGE = "nyuv2_samples"
@@ -46,7 +49,7 @@ def test_shipped_export_is_committed_small_and_says_its_camera(name):
     assert meta.camera.focal_length_m == pytest.approx(focal_length_m)
     assert meta.camera.f_number == pytest.approx(f_number)
   exports = meta.export or {}
-  assert bool(exports.get("camera_aware")) == (name == "d3tf_anycamera"), exports
+  assert bool(exports.get("camera_aware")) == (name in _CAMERA_AWARE), exports
 
 
 def _nyu_test_image(folder: pathlib.Path):
@@ -105,7 +108,10 @@ def test_shipped_dfd_model_predicts_a_real_dslr_photo(shared_subdir):
   reader = registry.make_reader("dfd", str(shared_subdir("dfd_indoor")), "train",
                                 aperture="N2_8")
   _, image, depth = next(iter(reader.iter_samples()))
+  from d3tf.experiment import predict_lib  # pylint: disable=g-import-not-at-top
   predictor = inference.load_predictor(str(_SAVEDMODELS / "dfd_dslr"))
+  # Fine-tuned at one camera: a photo without EXIF takes the model's camera (no refusal).
+  assert not predict_lib.needs_photo_camera(predictor)
   out = predictor.predict(image)["depth"]
   assert out.shape == (1,) + image.shape[:2] and np.all(np.isfinite(out))
   assert 0.5 < float(np.median(out)) < 8.0
