@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from d3tf import artifacts
 from d3tf import inference
 from d3tf import models
 from d3tf.experiment import config as config_lib
@@ -121,7 +122,7 @@ def test_only_a_camera_aware_model_of_a_camera_range_needs_each_photos_camera():
 
   def predictor(camera_aware, extra):
     return types.SimpleNamespace(camera_aware=camera_aware,
-                                 metadata=types.SimpleNamespace(extra=extra))
+                                 metadata=artifacts.Metadata(extra=extra))
   ranged = {"camera_range": camera_range_lib.get_range("anycamera").to_dict()}
   assert predict_lib.needs_photo_camera(predictor(True, ranged))
   assert not predict_lib.needs_photo_camera(predictor(True, {}))  # Fine-tuned at one camera.

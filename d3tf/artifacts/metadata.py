@@ -242,12 +242,17 @@ class Metadata:
     """Whether the model config has variational blocks."""
     return bool((self.model_config or {}).get("variational_blocks"))
 
+  @property
+  def camera_range_name(self) -> str | None:
+    """The camera range a camera-aware model was trained on (``extra["camera_range"]``), or None."""
+    return (self.extra.get("camera_range") or {}).get("name")
+
   def describe(self) -> str:
     """One line saying what input the model expects, for logs."""
     if self.input_kind == "sharp" or self.camera is None:
       text = "all-in-focus (sharp) input"
     elif (self.model_config or {}).get("camera_aware"):  # docs/any_camera.md
-      trained = (self.extra.get("camera_range") or {}).get("name")
+      trained = self.camera_range_name
       text = (f"defocused input from any camera, given with each image "
               f"({'trained on camera range ' + trained + '; ' if trained else ''}default "
               f"camera {self.camera.describe()}; {self.psf or psf_lib.DEFAULT_PSF} PSF)")

@@ -216,7 +216,7 @@ def needs_photo_camera(predictor) -> bool:
   if not getattr(predictor, "camera_aware", False):
     return False
   metadata = getattr(predictor, "metadata", None)
-  return metadata is None or bool((metadata.extra or {}).get("camera_range"))
+  return metadata is None or metadata.camera_range_name is not None
 
 
 def check_photo_cameras(photo_cameras, model_camera, *, needs_camera: bool = False):

@@ -32,6 +32,12 @@ def register_preset(name: str, values: Mapping[str, Any], base: str | None = Non
   _PRESETS[name] = merged
 
 
+def register_seeds(base: str, seeds) -> None:
+  """Registers ``{base}_seed{N}``: preset ``base`` with ``training.seed=N``, for each of ``seeds``."""
+  for seed in seeds:
+    register_preset(f"{base}_seed{seed}", {"training": {"seed": seed}}, base=base)
+
+
 def preset_names() -> tuple[str, ...]:
   return tuple(_PRESETS)
 
@@ -169,10 +175,8 @@ for _twin in ("aif", "focus2m"):
       "training": {"init_from": f"runs/nyu_real_procpretrain_{_twin}"}},
       base=f"nyu_real_{_twin}")
 for _twin in ("aif", "focus2m", "focus8m"):
-  register_preset(f"nyu_real_{_twin}_seed1", {"training": {"seed": 1}},
-                  base=f"nyu_real_{_twin}")
-register_preset("nyu_real_procpretrain_focus2m_seed1", {"training": {"seed": 1}},
-                base="nyu_real_procpretrain_focus2m")
+  register_seeds(f"nyu_real_{_twin}", (1,))
+register_seeds("nyu_real_procpretrain_focus2m", (1,))
 register_preset("nyu_real_focus2m_procinit_seed1", {
     "training": {"seed": 1, "init_from": "runs/nyu_real_procpretrain_focus2m_seed1"}},
     base="nyu_real_focus2m_procinit")
@@ -212,13 +216,15 @@ register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reb
 register_preset("nyu_real_focus2m_logl1", {"training": {"loss": "log_l1"}},
                 base="nyu_real_focus2m")
 for _twin in ("aif", "focus2m"):
-  register_preset(f"nyu_real_{_twin}_seed2", {"training": {"seed": 2}},
-                  base=f"nyu_real_{_twin}")
+  register_seeds(f"nyu_real_{_twin}", (2,))
 
 # Issue 14, the DFD protocol at CPU scale (docs/experiments.md): the small D3-Net (band-pass stem)
 # pre-trained with the DSLR's blur on real NYU frames and procedural scenes, then fine-tuned on
 # the real DFD photos of the same aperture, the 16 latest views held out by capture time.
 _DFD_SMALL = {"model": {"size": "small", "input_features": "rgb+bandpass"}}
+# Six times the fine-tuning (2,400 steps, about 300 passes over the 65 views; the paper ran
+# 3,000 epochs), best.keras still chosen on the 16 held-out views.
+_DFD_LONG_FINETUNE = {"training": {"epochs": 12, "steps_per_epoch": 200, "save_every_steps": 200}}
 for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
   register_preset(f"dfd_pretrain_small_{_arm}", {
       **_NYU_REAL, **_DFD_SMALL, "data": {**_NYU_REAL["data"], "mix_procedural": 0.5},
@@ -232,8 +238,7 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
                    "learning_rate": 3e-4, "beta1": 0.5, "loss": "l1", "seed": 0,
                    "save_every_steps": 100, "log_every_steps": 50,
                    "init_from": f"runs/dfd_pretrain_small_{_arm}"}})
-  register_preset(f"dfd_finetune_small_{_arm}_seed1", {"training": {"seed": 1}},
-                  base=f"dfd_finetune_small_{_arm}")
+  register_seeds(f"dfd_finetune_small_{_arm}", (1,))
   # The real f/2.8 blur fits a disk a little better than the Gaussian in 77 % of patches
   # (benchmarks/results/dfd_protocol.md): both arms again, pre-trained with the disk PSF.
   register_preset(f"dfd_pretrain_small_{_arm}_disk", {"render": {"psf": "disk"}},
@@ -241,16 +246,10 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
   register_preset(f"dfd_finetune_small_{_arm}_disk", {
       "training": {"init_from": f"runs/dfd_pretrain_small_{_arm}_disk"}},
                   base=f"dfd_finetune_small_{_arm}")
-  for _seed in (1, 2, 3):
-    register_preset(f"dfd_finetune_small_{_arm}_disk_seed{_seed}", {"training": {"seed": _seed}},
-                    base=f"dfd_finetune_small_{_arm}_disk")
-  # Six times the fine-tuning (2,400 steps, about 300 passes over the 65 views; the paper ran
-  # 3,000 epochs), best.keras still chosen on the 16 held-out views.
-  register_preset(f"dfd_finetune_small_{_arm}_disk_long", {
-      "training": {"epochs": 12, "steps_per_epoch": 200, "save_every_steps": 200}},
+  register_seeds(f"dfd_finetune_small_{_arm}_disk", (1, 2, 3))
+  register_preset(f"dfd_finetune_small_{_arm}_disk_long", _DFD_LONG_FINETUNE,
                   base=f"dfd_finetune_small_{_arm}_disk")
-  register_preset(f"dfd_finetune_small_{_arm}_disk_long_seed1", {"training": {"seed": 1}},
-                  base=f"dfd_finetune_small_{_arm}_disk_long")
+  register_seeds(f"dfd_finetune_small_{_arm}_disk_long", (1,))
   register_preset(f"dfd_finetune_small_{_arm}_disk_long_cosine", {
       "training": {"lr_schedule": "cosine"}}, base=f"dfd_finetune_small_{_arm}_disk_long")
   # Both arms fine-tuned from the camera-aware model (d3tf_anycamera/3, which saw the DSLR at
@@ -259,12 +258,7 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
       "model": {"camera_aware": True},
       "training": {"init_from": "runs/nyu_real_anycamera_average"}},
                   base=f"dfd_finetune_small_{_arm}")
-  for _seed in (1, 2, 3):
-    register_preset(f"dfd_finetune_anycamera_{_arm}_seed{_seed}", {"training": {"seed": _seed}},
-                    base=f"dfd_finetune_anycamera_{_arm}")
-  register_preset(f"dfd_finetune_anycamera_{_arm}_long", {
-      "training": {"epochs": 12, "steps_per_epoch": 200, "save_every_steps": 200}},
+  register_seeds(f"dfd_finetune_anycamera_{_arm}", (1, 2, 3))
+  register_preset(f"dfd_finetune_anycamera_{_arm}_long", _DFD_LONG_FINETUNE,
                   base=f"dfd_finetune_anycamera_{_arm}")
-  for _seed in (1, 2):
-    register_preset(f"dfd_finetune_anycamera_{_arm}_long_seed{_seed}", {"training": {"seed": _seed}},
-                    base=f"dfd_finetune_anycamera_{_arm}_long")
+  register_seeds(f"dfd_finetune_anycamera_{_arm}_long", (1, 2))

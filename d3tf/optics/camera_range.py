@@ -174,19 +174,20 @@ FAMILIES = {
                                source=_MIRRORLESS_SOURCE),
 }
 
+
+
+def _any_camera_range(name: str, nyu_family: str) -> CameraRange:
+  """The four-family mix (NYU 0.3, DSLR 0.3, phone 0.2, mirrorless 0.2) with ``nyu_family``."""
+  weights = {nyu_family: 0.3, "dfd_dslr": 0.3, "phone": 0.2, "mirrorless": 0.2}
+  return CameraRange(name, tuple(dataclasses.replace(FAMILIES[family], weight=weight)
+                                 for family, weight in weights.items()))
+
+
 #: Camera range presets, by name (``camera.range`` / ``--camera_range``).
 RANGES = {
-    "anycamera": CameraRange("anycamera", (
-        dataclasses.replace(FAMILIES["nyu"], weight=0.3),
-        dataclasses.replace(FAMILIES["dfd_dslr"], weight=0.3),
-        dataclasses.replace(FAMILIES["phone"], weight=0.2),
-        dataclasses.replace(FAMILIES["mirrorless"], weight=0.2))),
+    "anycamera": _any_camera_range("anycamera", "nyu"),
     # "anycamera" with the NYU family widened to the grid's apertures (docs/any_camera.md).
-    "anycamera_wide": CameraRange("anycamera_wide", (
-        dataclasses.replace(FAMILIES["nyu_lens"], weight=0.3),
-        dataclasses.replace(FAMILIES["dfd_dslr"], weight=0.3),
-        dataclasses.replace(FAMILIES["phone"], weight=0.2),
-        dataclasses.replace(FAMILIES["mirrorless"], weight=0.2))),
+    "anycamera_wide": _any_camera_range("anycamera_wide", "nyu_lens"),
     "nyu": CameraRange("nyu", (FAMILIES["nyu"],)),
     "dfd_dslr": CameraRange("dfd_dslr", (FAMILIES["dfd_dslr"],)),
     "phone": CameraRange("phone", (FAMILIES["phone"],)),
