@@ -8,7 +8,9 @@ models of one fixed input size (deterministic, ``samples=1``; int8 calibrated
 on ``--calibration_examples`` procedural training scenes rendered with the
 model's camera), runs them and the Keras model on the same ``--images``
 procedural test scenes (rendered with the model's camera, quantised to uint8
-as a camera delivers them), and reports per variant: rel, rms, delta<1.25
+as a camera delivers them; for a camera-aware model each calibration and test
+scene is rendered by its own camera drawn from the model's training range, and
+that camera is fed with it), and reports per variant: rel, rms, delta<1.25
 against the ground truth (per-image mean, ``d3tf.metrics``), and the mean and
 max absolute depth difference to the Keras model.
 
@@ -17,6 +19,9 @@ Usage (from the repository root)::
   TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/bench_quantization_accuracy.py \
       --model=runs/procedural480_focus2m_bandpass \
       --output=benchmarks/results/quantization_accuracy.md
+  TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/bench_quantization_accuracy.py \
+      --model=runs/nyu_real_anycamera_average/model.keras --images=24 --height=240 \
+      --width=320 --output=benchmarks/results/quantization_accuracy_anycamera.md
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ _CALIBRATION = flags.DEFINE_integer("calibration_examples", 16, "Scenes that cal
                                     lower_bound=1)
 _VARIANTS = flags.DEFINE_list("variants", ["float32", "float16", "int8"],
                               "TFLite quantisations to measure.")
+# The test scenes' camera draws of a camera-aware model: not the calibration's (seed 0).
+_TEST_SEED = 1
 _OUTPUT = flags.DEFINE_string("output", "", "Markdown file for the results ('' to only log).")
 
 _METRICS = ("rel", "rms", "delta1")
@@ -72,19 +79,36 @@ def main(argv):
   metadata = predictor.metadata
   logging.info("Model %s: %s", predictor.path, metadata.describe())
   render_kwargs = metadata.render_kwargs()
-  images, depths = calibration.procedural_scenes(metadata.camera, size, _IMAGES.value,
-                                                 split="test", **render_kwargs)
-  calibration_images = calibration.calibration_images(metadata.camera, size, _CALIBRATION.value,
-                                                      **render_kwargs)
-  keras_depth = np.concatenate([predictor.predict(image[None])["depth"] for image in images])
+  camera_aware = predictor.camera_aware
+  if camera_aware:  # Each scene by its own camera from the training range (docs/any_camera.md).
+    camera_range = metadata.camera_range
+    images, depths, cameras = calibration.procedural_scenes_with_cameras(
+        metadata.camera, size, _IMAGES.value, camera_range=camera_range, seed=_TEST_SEED,
+        split="test", **render_kwargs)
+    calibration_images, calibration_cameras = calibration.calibration_examples_with_cameras(
+        metadata.camera, size, _CALIBRATION.value, camera_range=camera_range, **render_kwargs)
+  else:
+    images, depths = calibration.procedural_scenes(metadata.camera, size, _IMAGES.value,
+                                                   split="test", **render_kwargs)
+    calibration_images = calibration.calibration_images(metadata.camera, size,
+                                                        _CALIBRATION.value, **render_kwargs)
+    cameras = calibration_cameras = None
+  # One camera row per image (None: the model's own camera, or none).
+  camera_of = lambda i: None if cameras is None else cameras[i:i + 1]
+  keras_depth = np.concatenate([predictor.predict(image[None], camera=camera_of(i))["depth"]
+                                for i, image in enumerate(images)])
   rows = {"Keras (float32)": (None, _score("Keras", keras_depth, depths, None))}
   for quantize in _VARIANTS.value:
     flatbuffer, _ = exporter.convert_to_tflite(predictor.model, metadata, 1, quantize=quantize,
                                                input_size=size,
-                                               calibration_images=calibration_images)
+                                               calibration_images=calibration_images,
+                                               calibration_cameras=calibration_cameras)
     runner = Interpreter(model_content=flatbuffer,
                          num_threads=os.cpu_count()).get_signature_runner("serving_default")
-    outputs = np.concatenate([runner(images=image[None])["depth"] for image in images])
+    outputs = np.concatenate([
+        runner(images=image[None])["depth"] if cameras is None
+        else runner(images=image[None], camera=camera_of(i))["depth"]
+        for i, image in enumerate(images)])
     outputs = outputs.reshape(keras_depth.shape)
     rows[f"TFLite {quantize}"] = (len(flatbuffer),
                                   _score(quantize, outputs, depths, keras_depth))
@@ -98,8 +122,13 @@ def main(argv):
       f"Command (from the repository root): `TF_CPP_MIN_LOG_LEVEL=2 python {' '.join(sys.argv)}`  ",
       f"Model: `{predictor.path}` ({metadata.describe()}).  ",
       f"Data: the first {_IMAGES.value} procedural test scenes at {size[0]}x{size[1]}, defocused "
-      "with the model's camera, as uint8; TFLite of that fixed size, deterministic; int8 "
-      f"calibrated on {_CALIBRATION.value} procedural training scenes. Metrics: per-image mean "
+      + (f"each by its own camera drawn from the model's range {camera_range.name} (draw seed "
+         f"{_TEST_SEED}), that camera given to the model" if camera_aware and camera_range
+         else "with the model's camera") +
+      ", as uint8; TFLite of that fixed size, deterministic; int8 "
+      f"calibrated on {_CALIBRATION.value} procedural training scenes"
+      + (" (cameras drawn with seed 0; the camera branch and thin-lens head kept in float)"
+         if camera_aware else "") + ". Metrics: per-image mean "
       "against the ground truth (0 < depth <= 10 m); differences: depth in metres against the "
       "Keras model on the same inputs.",
       "",

@@ -745,7 +745,8 @@ def define_export_flags() -> None:
   flags.DEFINE_enum(
       "quantize", "float32", ["float32", "float16", "int8"],
       "TFLite only: float32 (none), float16 (float16 weights) or int8 (weights and "
-      "activations, calibrated on procedural scenes defocused by the model's camera).")
+      "activations, calibrated on procedural scenes defocused by the model's camera; a camera-aware "
+      "model's each by a camera drawn from its training range, fed with it).")
   flags.DEFINE_string(
       "input_size", "any", "TFLite only: HEIGHTxWIDTH (e.g. 256x256) for a fixed input of one "
       "image [1, H, W, 3], or 'any' for any batch and size.")

@@ -549,12 +549,85 @@ def test_camera_aware_tflite_has_a_camera_input(camera_aware_model_dir, tmp_path
   assert info["camera_aware"] and info["camera_input"]["shape"] == "[batch, 4]"
 
 
-def test_camera_aware_int8_is_refused_before_calibration(camera_aware_model_dir, tmp_path):
+def _with_camera_range(model_dir, tmp_path, range_name: str) -> pathlib.Path:
+  """A copy of a camera-aware model_dir whose metadata names a training camera range."""
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  copy = tmp_path / "ranged_run"
+  copy.mkdir()
+  (copy / "model.keras").write_bytes((pathlib.Path(model_dir) / "model.keras").read_bytes())
+  meta = artifacts.read_metadata(str(model_dir))
+  artifacts.write_metadata(copy, dataclasses.replace(meta, extra={
+      **meta.extra, "camera_range": camera_range.get_range(range_name).to_dict()}))
+  return copy
+
+
+def test_camera_aware_calibration_draws_cameras_from_the_training_range():
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  anycamera = camera_range.get_range("anycamera")
+  images, vectors = calibration.calibration_examples_with_cameras(
+      Camera.nyu(2.0), (32, 32), 6, camera_range=anycamera)
+  assert images.shape == (6, 32, 32, 3) and images.dtype == np.uint8
+  assert vectors.shape == (6, 4) and vectors.dtype == np.float32
+  assert all(anycamera.contains(v) for v in vectors)
+  assert len({tuple(np.round(v, 3)) for v in vectors}) == 6  # Each scene its own camera.
+  again = calibration.calibration_examples_with_cameras(Camera.nyu(2.0), (32, 32), 6,
+                                                        camera_range=anycamera)
+  np.testing.assert_array_equal(again[1], vectors)  # Seeded: the same draws.
+  _, fixed = calibration.calibration_examples_with_cameras(Camera.nyu(8.0), (32, 32), 2)
+  np.testing.assert_allclose(fixed, [camera_range.camera_vector(Camera.nyu(8.0))] * 2,
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match="need a camera or a camera_range"):
+    calibration.calibration_examples_with_cameras(None, (32, 32), 2)
+
+
+def test_camera_aware_int8_tflite_is_calibrated_over_cameras_and_takes_the_camera(
+    camera_aware_model_dir, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
   from d3tf.experiment import export_lib  # pylint: disable=g-import-not-at-top
-  with pytest.raises(ValueError, match="int8 of a camera-aware model.*float32 or float16"):
-    export_lib.run_export(str(camera_aware_model_dir), "anycam", export_dir=str(tmp_path),
-                          fmt="tflite", quantize="int8", samples=1)
-  assert not (tmp_path / "anycam").exists()
+  ranged = _with_camera_range(camera_aware_model_dir, tmp_path, "anycamera")
+  model, _ = inference.load_model(ranged)
+  path = export_lib.run_export(str(ranged), "anycam", export_dir=str(tmp_path / "exports"),
+                               fmt="tflite", quantize="int8", samples=1, input_size=(64, 64),
+                               calibration_examples=4)
+  info = artifacts.read_export(path)[1].export
+  assert info["quantize"] == "int8" and info["camera_aware"]
+  assert info["calibration"] == ("4 procedural train scenes, each by a camera drawn from range "
+                                 "anycamera")
+  assert "QUANTIZE" in info["ops"]
+  predictor = inference.load_predictor(path)
+  images = _images(1, 64, 64, seed=4)
+  far = predictor.predict(images, camera=_FAR)["depth"]
+  near = predictor.predict(images, camera=Camera.nyu(1.0))["depth"]
+  # The camera input reaches the float thin-lens head through the int8 graph: depths follow it.
+  for camera, depth in ((_FAR, far), (Camera.nyu(1.0), near)):
+    reference = _keras_depth(model, images, camera)
+    error = np.abs(depth - reference)
+    assert error.mean() < 0.05 * reference.mean(), (camera.focus_distance_m, error.mean())
+  assert far.mean() > 2.0 * near.mean()
+
+
+def test_camera_aware_int8_without_a_range_calibrates_at_the_default_camera(
+    camera_aware_model_dir, tmp_path):
+  pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)
+  from d3tf.experiment import export_lib  # pylint: disable=g-import-not-at-top
+  path = export_lib.run_export(str(camera_aware_model_dir), "anycam", export_dir=str(tmp_path),
+                               fmt="tflite", quantize="int8", samples=1, input_size=(32, 32),
+                               calibration_examples=2)
+  assert artifacts.read_export(path)[1].export["calibration"] == (
+      "2 procedural train scenes, rendered and fed with the default camera")
+
+
+def test_camera_aware_int8_conversion_needs_one_camera_per_image(camera_aware_model_dir):
+  model, path = inference.load_model(camera_aware_model_dir)
+  meta = artifacts.read_metadata(path)
+  images = _calibration(meta, (32, 32), 2)
+  with pytest.raises(ValueError, match="needs one camera per calibration image"):
+    exporter.convert_to_tflite(model, meta, 1, quantize="int8", input_size=(32, 32),
+                               calibration_images=images)
+  with pytest.raises(ValueError, match=r"float32 \[2, 4\].*got shape \(1, 4\)"):
+    exporter.convert_to_tflite(model, meta, 1, quantize="int8", input_size=(32, 32),
+                               calibration_images=images,
+                               calibration_cameras=np.ones((1, 4), np.float32))
 
 
 def test_camera_aware_mc_samples_repeat_each_images_camera(camera_aware_model_dir):

@@ -247,6 +247,15 @@ class Metadata:
     """The camera range a camera-aware model was trained on (``extra["camera_range"]``), or None."""
     return (self.extra.get("camera_range") or {}).get("name")
 
+  @property
+  def camera_range(self):
+    """The :class:`d3tf.optics.camera_range.CameraRange` of ``extra["camera_range"]``, or None."""
+    values = self.extra.get("camera_range")
+    if not values:
+      return None
+    from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+    return camera_range.CameraRange.from_dict(values)
+
   def describe(self) -> str:
     """One line saying what input the model expects, for logs."""
     if self.input_kind == "sharp" or self.camera is None:

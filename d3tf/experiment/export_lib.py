@@ -32,7 +32,9 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
 
   A camera-aware model (``docs/any_camera.md``) is exported with the camera as
   an input, its metadata's camera as the default (:mod:`d3tf.serving.graph`);
-  its int8 quantisation is refused (:func:`d3tf.serving.exporter.check_quantization`).
+  its int8 calibration scenes are each rendered by a camera drawn from the
+  model's training range (its metadata's ``camera_range``; the default camera
+  for a model fine-tuned at one camera), and the camera is fed with each.
 
   Returns:
     The path of the export's version folder (or ``.tflite`` file).
@@ -41,22 +43,29 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   from d3tf.data import calibration as calibration_lib  # pylint: disable=g-import-not-at-top
   from d3tf.serving import exporter  # pylint: disable=g-import-not-at-top
+  from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
   base = artifacts.exports.base_dir(export_dir, name, fmt)  # Checks the name.
   if version is not None:  # Refuse an existing version before any work.
     artifacts.exports.version_dir(base, version, name)
   keras_model, path = inference.load_model(model, checkpoint)
   metadata = artifacts.read_metadata(path)
   logging.info("Exporting %s: %s", path, metadata.describe())
-  calibration = None
+  calibration, cameras, source = None, None, "procedural train scenes"
   if fmt == "tflite":
     exporter.check_quantization(keras_model, quantize)  # Before the calibration renders.
   if fmt == "tflite" and quantize == "int8":
     size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
-    calibration = calibration_lib.calibration_images(
-        metadata.camera, size,
-        calibration_examples or calibration_lib.DEFAULT_CALIBRATION_EXAMPLES,
-        **metadata.render_kwargs())
+    count = calibration_examples or calibration_lib.DEFAULT_CALIBRATION_EXAMPLES
+    if graph.is_camera_aware(keras_model):
+      camera_range = metadata.camera_range
+      calibration, cameras = calibration_lib.calibration_examples_with_cameras(
+          metadata.camera, size, count, camera_range=camera_range, **metadata.render_kwargs())
+      source += (f", each by a camera drawn from range {camera_range.name}" if camera_range
+                 else ", rendered and fed with the default camera")
+    else:
+      calibration = calibration_lib.calibration_images(metadata.camera, size, count,
+                                                       **metadata.render_kwargs())
   return exporter.export_model(
       keras_model, metadata, name, export_dir=export_dir, fmt=fmt, version=version,
       samples=samples, quantize=quantize, input_size=input_size, calibration_images=calibration,
-      calibration_source="procedural train scenes", source=os.path.abspath(path))
+      calibration_cameras=cameras, calibration_source=source, source=os.path.abspath(path))

@@ -262,3 +262,8 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
   register_preset(f"dfd_finetune_anycamera_{_arm}_long", _DFD_LONG_FINETUNE,
                   base=f"dfd_finetune_anycamera_{_arm}")
   register_seeds(f"dfd_finetune_anycamera_{_arm}_long", (1, 2))
+  # Twice that again (24 epochs, 4,800 steps): the f/2.8 arm's best models came at the end of
+  # the 2,400. Same seeds, so the first 2,400 steps are the _long runs' (docs/experiments.md).
+  register_preset(f"dfd_finetune_anycamera_{_arm}_xlong", {"training": {"epochs": 24}},
+                  base=f"dfd_finetune_anycamera_{_arm}_long")
+  register_seeds(f"dfd_finetune_anycamera_{_arm}_xlong", (1, 2))

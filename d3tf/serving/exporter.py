@@ -48,6 +48,11 @@ _FLOAT_STATISTICS_OPS = ("MEAN", "SQUARED_DIFFERENCE", "SQRT", "SQUARE", "EXP", 
 # ratios of band RMS values of a few thousandths, which an int8 grid rounds to
 # zero (TFLite's int8 DIV then aborts on a zero divisor).
 _FLOAT_LAYER_NODES = re.compile(r"/bandpass_sharpness(_\d+)?/")
+# A camera-aware model's camera branch and thin-lens head, also kept in float: the camera's
+# blur-per-depth features span orders of magnitude across cameras, and the head's inverse
+# depth 1/d_f - c/K is a small difference of two numbers that an int8 grid cannot resolve.
+_CAMERA_FLOAT_LAYER_NODES = re.compile(
+    r"/(camera_features|camera_hidden|[a-z0-9_]*_film_dense|signed_blur|depth)(_\d+)?/")
 
 
 def _write_metadata(path: str, metadata: artifacts.Metadata | None, info: dict) -> None:
@@ -202,7 +207,8 @@ def parse_input_size(text: str | None) -> tuple[int, int] | None:
 
 def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, *,
                       quantize: str = "float32", input_size: tuple[int, int] | None = None,
-                      calibration_images: np.ndarray | None = None
+                      calibration_images: np.ndarray | None = None,
+                      calibration_cameras: np.ndarray | None = None
                       ) -> tuple[bytes, list[str]]:
   """Converts a Keras model's serving graph to a TFLite flatbuffer of builtin ops only.
 
@@ -220,22 +226,28 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
     calibration_images: int8 only: uint8 ``[N, H, W, 3]`` inputs as the model
       sees them (``H, W`` = ``input_size`` for a fixed-size model), e.g.
       :func:`d3tf.data.calibration.calibration_images`.
+    calibration_cameras: int8 of a camera-aware model: float32 ``[N, 4]``,
+      each calibration image's camera vector (e.g.
+      :func:`d3tf.data.calibration.calibration_examples_with_cameras`); its
+      camera branch and thin-lens head stay in float.
 
   Returns:
     ``(flatbuffer bytes, sorted op names of the model)``.
 
   Raises:
     ValueError: a bad ``quantize``, int8 without calibration images (or of
-      another size than ``input_size``), int8 of a camera-aware model (see
-      :func:`check_quantization`), or a conversion that needs non-builtin
-      (Flex / custom) ops.
+      another size than ``input_size``), int8 of a camera-aware model without
+      one camera per calibration image, or a conversion that needs
+      non-builtin (Flex / custom) ops.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
 
   check_quantization(model, quantize)
+  camera_aware = graph.is_camera_aware(model)
   if quantize == "int8":
     images = _check_calibration(calibration_images, input_size)
+    cameras = _check_calibration_cameras(calibration_cameras, len(images), camera_aware)
   serving = _serving_graph(model, metadata, samples)
   signature = serving.tflite_signature(input_size)
   staging = tempfile.mkdtemp(prefix="d3tf-tflite-")
@@ -255,13 +267,17 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
                    *images.shape[1:3], artifacts.describe(metadata))
 
       def representative():
-        for image in images:
-          yield {protocol.IMAGES_INPUT: image[None]}
+        for i, image in enumerate(images):
+          example = {protocol.IMAGES_INPUT: image[None]}
+          if cameras is not None:
+            example[protocol.CAMERA_INPUT] = cameras[i:i + 1]
+          yield example
 
       # Nodes to keep in float, named in the float conversion (the same graph).
-      float_nodes = (_float_layer_nodes(_convert(converter.convert))
-                     if any(_FLOAT_LAYER_NODES.search(f"/{layer.name}/") for layer in model.layers)
-                     else [])
+      patterns = [_FLOAT_LAYER_NODES] + ([_CAMERA_FLOAT_LAYER_NODES] if camera_aware else [])
+      float_nodes = (_float_layer_nodes(_convert(converter.convert), patterns)
+                     if any(p.search(f"/{layer.name}/") for p in patterns
+                            for layer in model.layers) else [])
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
       converter.representative_dataset = representative
       converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
@@ -292,23 +308,14 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
 
 
 def check_quantization(model, quantize: str) -> None:
-  """Refuses a bad ``quantize``, and int8 for a camera-aware model.
-
-  int8 of a camera-aware model is not supported: calibrated on the default
-  camera alone, the quantised model of a tiny test network returned one
-  constant depth (docs/any_camera.md#not-done-yet); float32 and float16 work.
+  """Refuses a bad ``quantize``.
 
   Raises:
-    ValueError: naming the value and what to use instead.
+    ValueError: naming the value and the known ones.
   """
-  from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
+  del model  # Every model takes every quantisation (a camera-aware one with cameras).
   if quantize not in QUANTIZATIONS:
     raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
-  if quantize == "int8" and graph.is_camera_aware(model):
-    raise ValueError(f"--quantize=int8 of a camera-aware model (model "
-                     f"{getattr(model, 'name', '')!r}, inputs image and camera) is not supported "
-                     "yet: its calibration would need a range of cameras (docs/any_camera.md"
-                     "#not-done-yet); export with --quantize=float32 or float16")
 
 
 def _check_calibration(images, input_size: tuple[int, int] | None) -> np.ndarray:
@@ -326,11 +333,28 @@ def _check_calibration(images, input_size: tuple[int, int] | None) -> np.ndarray
   return images
 
 
-def _float_layer_nodes(flatbuffer: bytes) -> list[str]:
+def _check_calibration_cameras(cameras, count: int, camera_aware: bool) -> np.ndarray | None:
+  """A camera-aware model's calibration cameras as float32 ``[count, 4]`` (None otherwise)."""
+  if not camera_aware:
+    if cameras is not None:
+      raise ValueError("calibration cameras were given, but the model has no camera input")
+    return None
+  if cameras is None:
+    raise ValueError("int8 quantisation of a camera-aware model needs one camera per "
+                     "calibration image (float32 [N, 4]; d3tf.data.calibration."
+                     "calibration_examples_with_cameras makes both)")
+  cameras = np.asarray(cameras, np.float32)
+  if cameras.shape != (count, 4) or not np.all(np.isfinite(cameras)) or np.any(cameras <= 0):
+    raise ValueError(f"calibration cameras must be finite positive float32 [{count}, 4] (one "
+                     f"per calibration image), got shape {cameras.shape}")
+  return cameras
+
+
+def _float_layer_nodes(flatbuffer: bytes, patterns) -> list[str]:
   """Names of a float TFLite model's tensors made by the layers int8 keeps in float."""
   from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
   return sorted({detail["name"] for detail in Interpreter(model_content=flatbuffer)
-                 .get_tensor_details() if _FLOAT_LAYER_NODES.search(detail["name"])})
+                 .get_tensor_details() if any(p.search(detail["name"]) for p in patterns)})
 
 
 def _convert(convert: Callable[[], bytes]) -> bytes:
@@ -359,6 +383,7 @@ def export_tflite(model, metadata: artifacts.Metadata | None, base_dir: str | os
                   version: int | None = None, samples: int | None = None,
                   quantize: str = "float32", input_size: tuple[int, int] | None = None,
                   calibration_images: np.ndarray | None = None,
+                  calibration_cameras: np.ndarray | None = None,
                   calibration_source: str = "calibration images",
                   source: str | None = None) -> str:
   """Exports a Keras model as a TFLite version: ``base_dir/<version>/model.tflite``.
@@ -372,6 +397,7 @@ def export_tflite(model, metadata: artifacts.Metadata | None, base_dir: str | os
     quantize: See :func:`convert_to_tflite`.
     input_size: See :func:`convert_to_tflite`.
     calibration_images: See :func:`convert_to_tflite`.
+    calibration_cameras: See :func:`convert_to_tflite`.
     calibration_source: What the calibration images are, for the metadata
       (``"<N> <calibration_source>"``).
     source: Where the model came from (recorded in the metadata).
@@ -385,7 +411,8 @@ def export_tflite(model, metadata: artifacts.Metadata | None, base_dir: str | os
   samples = resolve_samples(model, samples)
   flatbuffer, ops = convert_to_tflite(model, metadata, samples, quantize=quantize,
                                       input_size=input_size,
-                                      calibration_images=calibration_images)
+                                      calibration_images=calibration_images,
+                                      calibration_cameras=calibration_cameras)
   outputs = _tflite_outputs(flatbuffer)
   size_text = "any" if input_size is None else f"{input_size[0]}x{input_size[1]}"
   shape = "[batch, height, width, 3]" if input_size is None else f"[1, {input_size[0]}, " \
@@ -435,6 +462,7 @@ def export_model(model, metadata: artifacts.Metadata | None, name: str, *,
                  version: int | None = None, samples: int | None = None,
                  quantize: str = "float32", input_size: tuple[int, int] | None = None,
                  calibration_images: np.ndarray | None = None,
+                 calibration_cameras: np.ndarray | None = None,
                  calibration_source: str = "calibration images",
                  source: str | None = None) -> str:
   """Exports a loaded model under ``export_dir/name`` in TF Serving's layout.
@@ -451,6 +479,8 @@ def export_model(model, metadata: artifacts.Metadata | None, name: str, *,
     quantize: TFLite only: see :func:`convert_to_tflite`.
     input_size: TFLite only: see :func:`convert_to_tflite`.
     calibration_images: TFLite int8 only: see :func:`convert_to_tflite`.
+    calibration_cameras: TFLite int8 of a camera-aware model: see
+      :func:`convert_to_tflite`.
     calibration_source: See :func:`export_tflite`.
     source: Where the model came from (recorded in the metadata).
 
@@ -471,4 +501,5 @@ def export_model(model, metadata: artifacts.Metadata | None, name: str, *,
   return export_tflite(model, metadata, base, version=version, samples=samples,
                        quantize=quantize, input_size=input_size,
                        calibration_images=calibration_images,
+                       calibration_cameras=calibration_cameras,
                        calibration_source=calibration_source, source=source)
