@@ -267,3 +267,9 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
   register_preset(f"dfd_finetune_anycamera_{_arm}_xlong", {"training": {"epochs": 24}},
                   base=f"dfd_finetune_anycamera_{_arm}_long")
   register_seeds(f"dfd_finetune_anycamera_{_arm}_xlong", (1, 2))
+  # 2,400 steps more (36 epochs, 7,200 steps) keeping each epoch's model: the last 12 (the
+  # steps beyond _xlong) are averaged, as decided before the runs (pipelines/average/).
+  register_preset(f"dfd_finetune_anycamera_{_arm}_xxlong", {
+      "training": {"epochs": 36, "keep_epoch_models": True}},
+                  base=f"dfd_finetune_anycamera_{_arm}_xlong")
+  register_seeds(f"dfd_finetune_anycamera_{_arm}_xxlong", (1, 2))
