@@ -273,3 +273,6 @@ for _arm, _aperture, _f_number in (("f2_8", "N2_8", 2.8), ("f8", "N8", 8.0)):
       "training": {"epochs": 36, "keep_epoch_models": True}},
                   base=f"dfd_finetune_anycamera_{_arm}_xlong")
   register_seeds(f"dfd_finetune_anycamera_{_arm}_xxlong", (1, 2))
+  # 2,400 steps more again (48 epochs, 9,600 steps): does the gap keep widening? (seed 0)
+  register_preset(f"dfd_finetune_anycamera_{_arm}_xxxlong", {"training": {"epochs": 48}},
+                  base=f"dfd_finetune_anycamera_{_arm}_xxlong")
