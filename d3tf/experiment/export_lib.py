@@ -52,7 +52,7 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
   logging.info("Exporting %s: %s", path, metadata.describe())
   calibration, cameras, source = None, None, "procedural train scenes"
   if fmt == "tflite":
-    exporter.check_quantization(keras_model, quantize)  # Before the calibration renders.
+    exporter.check_quantization(quantize)  # Before the calibration renders.
   if fmt == "tflite" and quantize == "int8":
     size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
     count = calibration_examples or calibration_lib.DEFAULT_CALIBRATION_EXAMPLES

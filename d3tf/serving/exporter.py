@@ -243,7 +243,7 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from d3tf.serving import graph  # pylint: disable=g-import-not-at-top
 
-  check_quantization(model, quantize)
+  check_quantization(quantize)
   camera_aware = graph.is_camera_aware(model)
   if quantize == "int8":
     images = _check_calibration(calibration_images, input_size)
@@ -307,13 +307,12 @@ def convert_to_tflite(model, metadata: artifacts.Metadata | None, samples: int, 
   return flatbuffer, ops
 
 
-def check_quantization(model, quantize: str) -> None:
-  """Refuses a bad ``quantize``.
+def check_quantization(quantize: str) -> None:
+  """Refuses a bad ``quantize`` (every model takes every one; a camera-aware one with cameras).
 
   Raises:
     ValueError: naming the value and the known ones.
   """
-  del model  # Every model takes every quantisation (a camera-aware one with cameras).
   if quantize not in QUANTIZATIONS:
     raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
 
