@@ -210,6 +210,16 @@ register_preset("nyu_real_anycamera_swa", {
 register_preset("nyu_real_anycamera_wide", {"camera": {"range": "anycamera_wide"}},
                 base="nyu_real_anycamera_swa")
 
+# The shipped camera-aware model (d3tf_anycamera/3, read back from its export) trained on for
+# 12 epochs x 200 steps = 2,400 steps with the learning rate decaying from 5e-4 to zero along a
+# cosine, fresh data seed, every epoch's model kept: the DFD fine-tuning kept gaining long after
+# its validation looked flat, and a decayed rate ends where the constant one kept swinging.
+register_preset("nyu_real_anycamera_cosine", {
+    "training": {"seed": 4, "init_from": "savedmodels/d3tf_anycamera/3", "learning_rate": 5e-4,
+                 "lr_schedule": "cosine", "epochs": 12, "keep_epoch_models": True}},
+                base="nyu_real_anycamera")
+register_seeds("nyu_real_anycamera_cosine", (5,))
+
 # Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
 register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},
                 base="nyu_real_focus2m")

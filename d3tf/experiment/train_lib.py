@@ -101,12 +101,14 @@ def load_config(model_dir: str) -> config_lib.ExperimentConfig:
 
 
 def init_from(model, path: str, camera=None, check_camera: bool = False) -> None:
-  """Copies the weights of a trained model (model_dir or .keras) into ``model``, by layer name.
+  """Copies the weights of a trained model (model_dir, .keras or export) into ``model``, by layer name.
 
   Args:
     model: The model to initialise.
-    path: The trained model: a model_dir (its model.keras, else best.keras)
-      or a .keras file.
+    path: The trained model: a model_dir (its model.keras, else best.keras),
+      a .keras file, or a SavedModel export of ``d3tf.export`` (a version
+      folder or a model's export folder, e.g. ``savedmodels/d3tf_anycamera``:
+      the shipped models can be fine-tuned).
     camera: This run's camera (None: all-in-focus input).
     check_camera: Warn if the trained model's camera (its metadata) differs
       from ``camera``: fine-tuning then starts from features of another blur.
@@ -114,23 +116,32 @@ def init_from(model, path: str, camera=None, check_camera: bool = False) -> None
   import keras  # pylint: disable=g-import-not-at-top
   from d3tf import models  # pylint: disable=g-import-not-at-top
   from d3tf import artifacts  # pylint: disable=g-import-not-at-top
-  if os.path.isdir(path):
+  ref = artifacts.find_export(path)
+  metadata_at = ref.metadata_path if ref is not None else None
+  if ref is not None:
+    from d3tf.serving import keras_restore  # pylint: disable=g-import-not-at-top
+    try:
+      source, _ = keras_restore.keras_model_from_export(path)
+    except (OSError, ValueError) as e:
+      raise ValueError(f"training.init_from={path}: {e}") from e
+  elif os.path.isdir(path):
     for name in (artifacts.FINAL_MODEL_FILENAME, artifacts.BEST_MODEL_FILENAME):
       if os.path.exists(os.path.join(path, name)):
         path = os.path.join(path, name)
         break
     else:
       raise ValueError(f"training.init_from={path}: neither model.keras nor best.keras in it")
-  if not os.path.exists(path):
-    raise ValueError(f"training.init_from={path}: no such file")
-  source = keras.models.load_model(path, compile=False)
+  if ref is None:
+    if not os.path.exists(path):
+      raise ValueError(f"training.init_from={path}: no such file")
+    source = keras.models.load_model(path, compile=False)
   try:
     models.copy_weights_by_name(model, source)
   except ValueError as e:
     raise ValueError(f"training.init_from={path}: its weights do not fit this model ({e})") from e
   logging.info("Initialised the weights from %s", path)
   if check_camera:
-    _warn_if_other_camera(path, camera)
+    _warn_if_other_camera(metadata_at or path, camera)
 
 
 def _warn_if_other_camera(path: str, camera) -> None:
