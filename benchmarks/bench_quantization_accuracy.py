@@ -81,18 +81,16 @@ def main(argv):
   render_kwargs = metadata.render_kwargs()
   camera_aware = predictor.camera_aware
   if camera_aware:  # Each scene by its own camera from the training range (docs/any_camera.md).
-    camera_range = metadata.camera_range
     images, depths, cameras = calibration.procedural_scenes_with_cameras(
-        metadata.camera, size, _IMAGES.value, camera_range=camera_range, seed=_TEST_SEED,
-        split="test", **render_kwargs)
-    calibration_images, calibration_cameras = calibration.calibration_examples_with_cameras(
-        metadata.camera, size, _CALIBRATION.value, camera_range=camera_range, **render_kwargs)
+        metadata.camera, size, _IMAGES.value, camera_range=metadata.camera_range,
+        seed=_TEST_SEED, split="test", **render_kwargs)
   else:
     images, depths = calibration.procedural_scenes(metadata.camera, size, _IMAGES.value,
                                                    split="test", **render_kwargs)
-    calibration_images = calibration.calibration_images(metadata.camera, size,
-                                                        _CALIBRATION.value, **render_kwargs)
-    cameras = calibration_cameras = None
+    cameras = None
+  calibration_images, calibration_cameras, _ = calibration.model_calibration(
+      metadata.camera, size, _CALIBRATION.value, camera_aware=camera_aware,
+      camera_range=metadata.camera_range, **render_kwargs)
   # One camera row per image (None: the model's own camera, or none).
   camera_of = lambda i: None if cameras is None else cameras[i:i + 1]
   keras_depth = np.concatenate([predictor.predict(image[None], camera=camera_of(i))["depth"]

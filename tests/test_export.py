@@ -580,6 +580,29 @@ def test_camera_aware_calibration_draws_cameras_from_the_training_range():
     calibration.calibration_examples_with_cameras(None, (32, 32), 2)
 
 
+def test_model_calibration_chooses_cameras_only_for_a_camera_aware_model():
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  anycamera = camera_range.get_range("anycamera")
+  images, cameras, source = calibration.model_calibration(Camera.nyu(2.0), (32, 32), 3,
+                                                          camera_aware=False)
+  assert cameras is None and source == "procedural train scenes"
+  np.testing.assert_array_equal(images, calibration.calibration_images(Camera.nyu(2.0),
+                                                                       (32, 32), 3))
+  images, cameras, source = calibration.model_calibration(
+      Camera.nyu(2.0), (32, 32), 3, camera_aware=True, camera_range=anycamera)
+  assert images.shape == (3, 32, 32, 3) and all(anycamera.contains(v) for v in cameras)
+  assert source == "procedural train scenes, each by a camera drawn from range anycamera"
+  _, cameras, source = calibration.model_calibration(Camera.nyu(8.0), (32, 32), 2,
+                                                     camera_aware=True)
+  assert source.endswith("rendered and fed with the default camera")
+  np.testing.assert_allclose(cameras, [camera_range.camera_vector(Camera.nyu(8.0))] * 2,
+                             rtol=1e-6)
+  for bad in (0, 2.5, True):
+    with pytest.raises(ValueError, match=f"calibration examples must be an integer >= 1, "
+                       f"got {bad!r}"):
+      calibration.model_calibration(Camera.nyu(2.0), (32, 32), bad, camera_aware=True)
+
+
 def test_camera_aware_int8_tflite_is_calibrated_over_cameras_and_takes_the_camera(
     camera_aware_model_dir, tmp_path):
   pytest.importorskip("ai_edge_litert", reason=_NO_LITERT)

@@ -118,8 +118,7 @@ def calibration_images(camera: Camera | None, size: tuple[int, int],
   Returns:
     uint8 ``[count, height, width, 3]``.
   """
-  if isinstance(count, bool) or int(count) != count or count < 1:
-    raise ValueError(f"calibration examples must be an integer >= 1, got {count!r}")
+  _check_calibration_count(count)
   return procedural_scenes(camera, size, count, seed=seed, split="train", psf=psf,
                            **render_options)[0]
 
@@ -140,9 +139,48 @@ def calibration_examples_with_cameras(camera: Camera, size: tuple[int, int],
   Returns:
     uint8 images ``[count, height, width, 3]`` and float32 camera vectors ``[count, 4]``.
   """
-  if isinstance(count, bool) or int(count) != count or count < 1:
-    raise ValueError(f"calibration examples must be an integer >= 1, got {count!r}")
+  _check_calibration_count(count)
   images, _, vectors = procedural_scenes_with_cameras(
       camera, size, count, camera_range=camera_range, seed=seed, split="train", psf=psf,
       **render_options)
   return images, vectors
+
+
+def model_calibration(camera: Camera | None, size: tuple[int, int],
+                      count: int = DEFAULT_CALIBRATION_EXAMPLES, *, camera_aware: bool,
+                      camera_range=None, **render_options: Any
+                      ) -> tuple[np.ndarray, np.ndarray | None, str]:
+  """A model's int8 calibration: images, cameras (camera-aware only) and what they are.
+
+  The one place that chooses between :func:`calibration_examples_with_cameras`
+  (a camera-aware model: each scene by a camera drawn from ``camera_range``,
+  or by ``camera`` without a range) and :func:`calibration_images` (a model
+  of one camera, or of all-in-focus input).
+
+  Args:
+    camera: The model's camera (its metadata's; None: all-in-focus input).
+    size: ``(height, width)``.
+    count: Number of scenes, >= 1.
+    camera_aware: Whether the model takes a camera input.
+    camera_range: A camera-aware model's training range, or None.
+    **render_options: The model's render settings (``Metadata.render_kwargs()``).
+
+  Returns:
+    uint8 images ``[count, height, width, 3]``, float32 cameras ``[count, 4]``
+    (None for a model without a camera input) and a description for the
+    export's metadata.
+  """
+  source = "procedural train scenes"
+  if not camera_aware:
+    return calibration_images(camera, size, count, **render_options), None, source
+  images, cameras = calibration_examples_with_cameras(camera, size, count,
+                                                      camera_range=camera_range,
+                                                      **render_options)
+  source += (f", each by a camera drawn from range {camera_range.name}" if camera_range
+             else ", rendered and fed with the default camera")
+  return images, cameras, source
+
+
+def _check_calibration_count(count) -> None:
+  if isinstance(count, bool) or int(count) != count or count < 1:
+    raise ValueError(f"calibration examples must be an integer >= 1, got {count!r}")

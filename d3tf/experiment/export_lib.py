@@ -56,15 +56,9 @@ def run_export(model: str, name: str, *, export_dir: str = "savedmodels",
   if fmt == "tflite" and quantize == "int8":
     size = input_size or exporter.DEFAULT_CALIBRATION_SIZE
     count = calibration_examples or calibration_lib.DEFAULT_CALIBRATION_EXAMPLES
-    if graph.is_camera_aware(keras_model):
-      camera_range = metadata.camera_range
-      calibration, cameras = calibration_lib.calibration_examples_with_cameras(
-          metadata.camera, size, count, camera_range=camera_range, **metadata.render_kwargs())
-      source += (f", each by a camera drawn from range {camera_range.name}" if camera_range
-                 else ", rendered and fed with the default camera")
-    else:
-      calibration = calibration_lib.calibration_images(metadata.camera, size, count,
-                                                       **metadata.render_kwargs())
+    calibration, cameras, source = calibration_lib.model_calibration(
+        metadata.camera, size, count, camera_aware=graph.is_camera_aware(keras_model),
+        camera_range=metadata.camera_range, **metadata.render_kwargs())
   return exporter.export_model(
       keras_model, metadata, name, export_dir=export_dir, fmt=fmt, version=version,
       samples=samples, quantize=quantize, input_size=input_size, calibration_images=calibration,
