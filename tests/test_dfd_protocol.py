@@ -63,6 +63,21 @@ def test_the_aperture_fixes_the_camera(tree):
   assert "--f_number=2.8 contradicts --dfd_aperture=N8" in flags_lib.flag_message(info.value)
 
 
+def test_a_real_photo_model_records_no_psf(tree, tmp_path):
+  from d3tf.experiment import train_lib  # pylint: disable=g-import-not-at-top
+  task = task_lib.DepthTask(_config(tree))
+  train_lib.write_metadata(str(tmp_path), task, D3NetConfig.tiny(), {})
+  meta = artifacts.read_metadata(tmp_path)
+  assert meta.psf is None and meta.extra["real_defocus"] is True  # Nothing was rendered.
+  assert "35 mm" in meta.describe() and "(real blur)" in meta.describe()
+  rendered = task_lib.DepthTask(config_lib.ExperimentConfig.from_dict({
+      "data": {"dataset": "procedural", "crop_size": 32, "batch_size": 2},
+      "model": {"size": "tiny"}, "render": {"psf": "disk"}}).resolved().validate())
+  train_lib.write_metadata(str(tmp_path / "rendered"), rendered, D3NetConfig.tiny(), {})
+  meta = artifacts.read_metadata(tmp_path / "rendered")
+  assert meta.psf == "disk" and "(disk PSF)" in meta.describe()
+
+
 def test_bad_val_views_are_refused_naming_the_flag(tree):
   with pytest.raises(config_lib.ConfigError, match="data.dfd_val_views must be >= 0, got -2"
                      ) as info:

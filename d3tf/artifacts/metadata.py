@@ -256,6 +256,11 @@ class Metadata:
     from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
     return camera_range.CameraRange.from_dict(values)
 
+  def _blur_text(self) -> str:
+    if self.psf is None and self.extra.get("real_defocus"):
+      return "real blur"
+    return f"{self.psf or psf_lib.DEFAULT_PSF} PSF"
+
   def describe(self) -> str:
     """One line saying what input the model expects, for logs."""
     if self.input_kind == "sharp" or self.camera is None:
@@ -264,10 +269,10 @@ class Metadata:
       trained = self.camera_range_name
       text = (f"defocused input from any camera, given with each image "
               f"({'trained on camera range ' + trained + '; ' if trained else ''}default "
-              f"camera {self.camera.describe()}; {self.psf or psf_lib.DEFAULT_PSF} PSF)")
+              f"camera {self.camera.describe()}; {self._blur_text()})")
     else:
       text = (f"defocused input from a camera with {self.camera.describe()} "
-              f"({self.psf or psf_lib.DEFAULT_PSF} PSF)")
+              f"({self._blur_text()})")
     if self.train_data:
       text += f", trained on {self.train_data}"
     return text

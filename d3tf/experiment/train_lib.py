@@ -65,7 +65,8 @@ def write_metadata(model_dir: str, task: task_lib.DepthTask, model_config,
   if config.camera.range:  # The cameras it was trained on (docs/any_camera.md).
     extra = {"camera_range": config.build_camera_range().to_dict(), **extra}
   artifacts.write_metadata(model_dir, artifacts.Metadata.for_training(
-      camera=camera, psf=config.render.psf,
+      # No PSF for real photos' blur (issue 14's DFD fine-tunes): none was rendered.
+      camera=camera, psf=config.render.psf if task.render_camera is not None else None,
       render_options=(config.render.render_options()
                       if task.render_camera is not None else None),
       model_config=model_config, input_kind="defocus" if camera is not None else "sharp",
