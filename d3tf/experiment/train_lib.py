@@ -118,31 +118,32 @@ def init_from(model, path: str, camera=None, check_camera: bool = False) -> None
   from d3tf import models  # pylint: disable=g-import-not-at-top
   from d3tf import artifacts  # pylint: disable=g-import-not-at-top
   ref = artifacts.find_export(path)
-  metadata_at = ref.metadata_path if ref is not None else None
-  if ref is not None:
+  if ref is not None:  # A SavedModel export: rebuilt from its model_config.
     from d3tf.serving import keras_restore  # pylint: disable=g-import-not-at-top
     try:
       source, _ = keras_restore.keras_model_from_export(path)
     except (OSError, ValueError) as e:
       raise ValueError(f"training.init_from={path}: {e}") from e
-  elif os.path.isdir(path):
-    for name in (artifacts.FINAL_MODEL_FILENAME, artifacts.BEST_MODEL_FILENAME):
-      if os.path.exists(os.path.join(path, name)):
-        path = os.path.join(path, name)
-        break
-    else:
-      raise ValueError(f"training.init_from={path}: neither model.keras nor best.keras in it")
-  if ref is None:
+    metadata_at = ref.metadata_path
+  else:
+    if os.path.isdir(path):
+      for name in (artifacts.FINAL_MODEL_FILENAME, artifacts.BEST_MODEL_FILENAME):
+        if os.path.exists(os.path.join(path, name)):
+          path = os.path.join(path, name)
+          break
+      else:
+        raise ValueError(f"training.init_from={path}: neither model.keras nor best.keras in it")
     if not os.path.exists(path):
       raise ValueError(f"training.init_from={path}: no such file")
     source = keras.models.load_model(path, compile=False)
+    metadata_at = path
   try:
     models.copy_weights_by_name(model, source)
   except ValueError as e:
     raise ValueError(f"training.init_from={path}: its weights do not fit this model ({e})") from e
   logging.info("Initialised the weights from %s", path)
   if check_camera:
-    _warn_if_other_camera(metadata_at or path, camera)
+    _warn_if_other_camera(metadata_at, camera)
 
 
 def _warn_if_other_camera(path: str, camera) -> None:
