@@ -131,8 +131,13 @@ def model_of(name: str, predictor) -> Model:
   return Model(name, predictor, kind, camera_range)
 
 
-def load_models(specs: Sequence[str], checkpoint: str = "best") -> list[Model]:
-  """Loads ``NAME=PATH`` specs (model_dirs: their ``checkpoint``) with d3tf's loader."""
+def load_models(specs: Sequence[str], checkpoint: str = "best",
+                flip_average: bool = False) -> list[Model]:
+  """Loads ``NAME=PATH`` specs (model_dirs: their ``checkpoint``) with d3tf's loader.
+
+  ``flip_average``: every model predicts each image and its mirror image, averaged
+  (:mod:`d3tf.inference.flip_average`).
+  """
   from d3tf import inference  # pylint: disable=g-import-not-at-top
   parsed = [parse_model_spec(spec) for spec in specs]
   names = [name for name, _ in parsed]
@@ -142,7 +147,8 @@ def load_models(specs: Sequence[str], checkpoint: str = "best") -> list[Model]:
   for name, path in parsed:
     if not os.path.exists(path):
       raise FileNotFoundError(f"--model={name}={path}: no such file or folder")
-    model = model_of(name, inference.load_predictor(path, checkpoint=checkpoint))
+    model = model_of(name, inference.load_predictor(path, checkpoint=checkpoint,
+                                                    flip_average=flip_average))
     logging.info("Model %s (%s): %s", name, model.predictor.path, model.describe())
     models.append(model)
   return models
@@ -436,6 +442,7 @@ def _goal_lines(checks: list[dict[str, Any]], results) -> list[str]:
 def markdown_report(report: dict[str, Any], models: Sequence[Model],
                     cameras: Sequence[TestCamera]) -> str:
   """The Markdown file: command line, date, legend, per dataset the tables and the goal check."""
+  from d3tf import inference  # pylint: disable=g-import-not-at-top
   lines = ["# Camera mismatch: models on a grid of test cameras (issue 14)", "",
            f"Command (from the repository root): `{report['command_line']}`  ",
            f"Date: {report['date']} ({report['seconds'] / 60:.1f} min on this machine)  ",
@@ -447,7 +454,10 @@ def markdown_report(report: dict[str, Any], models: Sequence[Model],
            "(own): the model's training camera; †: outside the model's training camera range.",
            "", "Models:", ""]
   for model in models:
-    lines.append(f"* `{model.name}`: `{model.predictor.path}`: {model.describe()}.")
+    flipped = isinstance(model.predictor, inference.FlipAveragingPredictor)
+    lines.append(f"* `{model.name}`: `{model.predictor.path}`: {model.describe()}"
+                 + ("; each image's depth averaged with its mirror image's" if flipped else "")
+                 + ".")
   for name, dataset in report["datasets"].items():
     results = dataset["results"]
     lines += ["", f"## {name}: {dataset['description']}", "",
@@ -543,6 +553,8 @@ def define_flags() -> dict[str, Callable[[], Any]]:
       "output": f.DEFINE_string("output", "benchmarks/results/camera_mismatch.md",
                                 "The Markdown file."),
       "output_json": f.DEFINE_string("output_json", None, "The JSON (default: beside --output)."),
+      "flip_average": f.DEFINE_bool("flip_average", False, "Every model predicts each image and "
+                                    "its mirror image, averaged (a second forward pass)."),
   }
   return defined
 
@@ -574,7 +586,7 @@ def main_with_flags(holders) -> dict[str, Any]:
   if "nyu" in v["datasets"]:
     test_sets.append(nyu_set(v["nyu_data_path"], v["nyu_scene"], v["nyu_frame_stride"],
                              v["nyu_frames"], v["nyu_downscale"], v["nyu_eigen_crop"]))
-  models = load_models(v["model"], v["checkpoint"])
+  models = load_models(v["model"], v["checkpoint"], v["flip_average"])
   if v["add_model_cameras"]:
     cameras = add_model_cameras(cameras, models)
   return run(models, cameras, test_sets, output=v["output"], output_json=v["output_json"],

@@ -608,11 +608,22 @@ def define_eval_flags() -> None:
   flags.DEFINE_float("bin_width_m", 1.0, "Width of the depth bins of the per-bin RMS, metres "
                      "(bins from 0 to --max_depth_m).")
   define_output_json_flag()
+  define_flip_average_flag()
   flags.DEFINE_boolean("per_image", True, "Include each image's metrics in the JSON.")
   flags.DEFINE_string(
       "sparsification_plot", None, "With uncertainty metrics: also draw the mean "
       "sparsification curve as a PNG here (default: <output_json>_sparsification.png; '' for "
       "none).")
+
+
+def define_flip_average_flag() -> None:
+  """``--flip_average`` of evaluate and predict."""
+  if _once("flip_average"):
+    flags.DEFINE_boolean(
+        "flip_average", False, "Flip test-time averaging: predict each image and its "
+        "left-right mirror image and average the two depths (the mirror mirrored back); a "
+        "second forward pass. The blur disc is symmetric, so the mirror is a photo of the same "
+        "camera (d3tf.inference.flip_average).")
 
 
 def define_output_json_flag() -> None:
@@ -639,7 +650,8 @@ def eval_config_from_flags():
       max_depth_m=FLAGS.max_depth_m,
       min_depth_m=FLAGS.min_depth_m, eigen_crop=FLAGS.eigen_crop,
       median_scaling=FLAGS.median_scaling, camera=camera_config_from_flags("model"),
-      render_bits=FLAGS.render_bits, samples=FLAGS.samples or 1, ause_metric=FLAGS.ause_metric,
+      render_bits=FLAGS.render_bits, samples=FLAGS.samples or 1,
+      flip_average=FLAGS.flip_average, ause_metric=FLAGS.ause_metric,
       batch_size=FLAGS.batch_size or 4, bin_width_m=FLAGS.bin_width_m, seed=FLAGS.seed,
       output_json=FLAGS.output_json, per_image=FLAGS.per_image,
       sparsification_plot=FLAGS.sparsification_plot, command_line=" ".join(sys.argv))
@@ -659,6 +671,7 @@ def define_predict_flags() -> None:
   define_model_source_flags()
   define_camera_flags()
   define_output_dir_flag()
+  define_flip_average_flag()
   _define_input_flag()
   flags.DEFINE_string("images", None, "Your photos: an image file, a folder of images, or a "
                       "glob pattern (quoted); or give them as arguments.")
@@ -764,8 +777,9 @@ def define_average_flags() -> None:
   if not _once("average"):
     return
   from d3tf.artifacts import model_dir  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_multi_string("model", [], "An ingredient: a model_dir of d3tf.train or a .keras "
-                            "file with d3tf_metadata.json beside it; repeat (at least 2), all "
+  flags.DEFINE_multi_string("model", [], "An ingredient: a model_dir of d3tf.train, a .keras "
+                            "file with d3tf_metadata.json beside it or a d3tf SavedModel export "
+                            "(e.g. savedmodels/d3tf_anycamera/3); repeat (at least 2), all "
                             "checkpoints of one network and training lineage.")
   flags.DEFINE_enum("checkpoint", "best", list(model_dir.CHECKPOINTS),
                     "Checkpoint of each model_dir ingredient: best (best.keras), final "

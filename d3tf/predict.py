@@ -79,7 +79,8 @@ def main(argv):
       tiling.tile_side(FLAGS.max_tile_pixels)  # A budget below 32x32 is refused now.
     photo_cameras = predict_lib.read_photo_cameras(
         paths, camera, flags_lib.camera_from_exif_from_flags())
-    predictor = inference.load_predictor(model, checkpoint=FLAGS.checkpoint)
+    predictor = inference.load_predictor(model, checkpoint=FLAGS.checkpoint,
+                                         flip_average=FLAGS.flip_average)
     logging.info("Model %s: %s", predictor.path, artifacts.describe(predictor.metadata))
     if photo_cameras is None:  # --camera=none: all-in-focus photos.
       if getattr(predictor, "camera_aware", False):

@@ -114,6 +114,9 @@ def test_models_load_from_model_dirs_best_checkpoint(bench, tmp_path):
   (loaded,) = bench.load_models([f"f2={tmp_path}"])
   assert loaded.name == "f2" and loaded.kind == bench.SINGLE
   assert loaded.predictor.path.endswith("best.keras") and loaded.own_camera == Camera.nyu(2.0)
+  (flipped,) = bench.load_models([f"f2={tmp_path}"], flip_average=True)
+  assert type(flipped.predictor).__name__ == "FlipAveragingPredictor"
+  assert flipped.kind == bench.SINGLE and flipped.own_camera == Camera.nyu(2.0)
 
 
 def test_bad_model_specs_and_cameras_name_the_value(bench):

@@ -8,6 +8,7 @@ import pytest
 
 from d3tf import artifacts
 from d3tf import inference
+from d3tf.experiment import average_lib
 from d3tf.experiment import train_lib
 from d3tf.models import D3NetConfig
 from d3tf.models import build_d3net
@@ -61,6 +62,20 @@ def test_init_from_takes_an_export(scrambled, caplog):
       continue  # Dropout's random state: init_from copies weights, as from a .keras file.
     np.testing.assert_array_equal(np.asarray(theirs), np.asarray(ours), err_msg=ours.path)
   assert "the same camera as this run" in caplog.text
+
+
+def test_an_export_averages_with_a_keras_file(scrambled, camera_aware_model_dir, tmp_path):
+  model, base = scrambled  # The scrambled weights, exported; their run folder is another model.
+  original, path = inference.load_model(camera_aware_model_dir)
+  out = tmp_path / "soup"
+  written = average_lib.run_average([str(base), str(path)], str(out))
+  assert written["ingredients"][0]["model"] == str(base / "1")
+  averaged, _ = inference.load_model(str(out))
+  for w, a, b in zip(averaged.get_weights(), model.get_weights(), original.get_weights()):
+    np.testing.assert_allclose(w, (a + b) / 2, rtol=1e-5, atol=1e-6)
+  meta = artifacts.read_metadata(str(out))
+  assert "export" not in meta.extra and meta.model_config["camera_aware"]
+  assert not (out / "config.json").exists()  # An export has no run config to carry over.
 
 
 def _copy_with_metadata(base, tmp_path, change):

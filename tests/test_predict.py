@@ -90,8 +90,9 @@ def test_folder_with_samples(model_dir, photos, tmp_path):
   """The CLI smoke test (a subprocess)."""
   out = tmp_path / "out"
   result, log = _predict([f"--model={model_dir}", f"--images={photos}", f"--output_dir={out}",
-                          "--samples=3"])
+                          "--samples=3", "--flip_average"])
   assert result.returncode == 0, log[-4000:]
+  assert "Flip test-time averaging" in log
   _check_outputs(out, "wide", std=True)
   _check_outputs(out, "tall", std=True)
   assert not list(out.glob("notes*"))

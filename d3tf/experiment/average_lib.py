@@ -17,6 +17,13 @@ writes the average as a model_dir that every d3tf command reads:
 * ``config.json``: the first ingredient's (where it is a model_dir), so that
   ``--init_from`` and fine-tuning read it as any run's.
 
+An ingredient may also be a d3tf SavedModel export (a version folder or a
+model's export folder, e.g. ``savedmodels/d3tf_anycamera/3``): its Keras model
+is rebuilt from the export (:mod:`d3tf.serving.keras_restore`), so a shipped
+model and a run trained on from it can be averaged without the shipped
+model's run folder. The ``export`` entry of its metadata is dropped from the
+average's.
+
 Averaging models of different networks (shapes) or of unrelated trainings
 (different initialisations: their average is no model at all) is the user's
 to avoid: shapes are checked, lineage cannot be.
@@ -131,19 +138,18 @@ def run_average(model_paths: Sequence[str], output_dir: str, *, checkpoint: str 
     FileExistsError: ``output_dir`` holds a model and ``overwrite`` is off.
     ValueError: bad coefficients, different networks or metadata.
   """
-  from d3tf.inference import keras_predictor  # pylint: disable=g-import-not-at-top
   weights = normalised_coefficients(coefficients, len(model_paths))
   target = os.path.join(output_dir, MODEL_FILENAME)
   if os.path.exists(target) and not overwrite:
     raise FileExistsError(f"{target} exists: choose another --output_dir, or --overwrite")
-  files = [artifacts.resolve_model_path(p, checkpoint) for p in model_paths]
+  files = [_ingredient_path(p, checkpoint) for p in model_paths]
   if len(set(map(os.path.realpath, files))) < len(files):
     raise ValueError(f"the same model file is given twice: {files}")
-  metas = [artifacts.read_metadata(f) for f in files]
+  metas = [_ingredient_metadata(f) for f in files]
   check_metadata_agree(metas, files)
   model, weight_lists = None, []
   for n, path in enumerate(files, start=1):
-    loaded, _ = keras_predictor.load_model(path)
+    loaded = _load_ingredient(path)
     weight_lists.append(loaded.get_weights())
     logging.info("Ingredient %d/%d: %s (coefficient %.4g, %d weights)", n, len(files), path,
                  weights[n - 1], len(weight_lists[-1]))
@@ -153,9 +159,34 @@ def run_average(model_paths: Sequence[str], output_dir: str, *, checkpoint: str 
   ingredients = [{"model": f, "coefficient": c} for f, c in zip(files, weights)]
   meta = dataclasses.replace(metas[0], extra={**metas[0].extra, "averaged_from": ingredients})
   source_config = os.path.join(os.path.dirname(files[0]), artifacts.model_dir.CONFIG_FILENAME)
-  if os.path.isfile(source_config):
+  if artifacts.find_export(files[0]) is None and os.path.isfile(source_config):
     shutil.copyfile(source_config, os.path.join(output_dir, artifacts.model_dir.CONFIG_FILENAME))
   artifacts.write_metadata(output_dir, meta)
   atomic_io.save_model(model, target)
   logging.info("Wrote the average of %d models to %s", len(files), target)
   return {"output_dir": output_dir, "model": target, "ingredients": ingredients}
+
+
+def _ingredient_path(path: str, checkpoint: str) -> str:
+  """The model file of a model_dir or ``.keras`` file, or the version folder of an export."""
+  ref = artifacts.find_export(path) if os.path.isdir(path) else None
+  if ref is not None:
+    return ref.path
+  return artifacts.resolve_model_path(path, checkpoint)
+
+
+def _ingredient_metadata(path: str) -> artifacts.Metadata:
+  """An ingredient's metadata; an export's without its ``export`` entry."""
+  if artifacts.find_export(path) is None:
+    return artifacts.read_metadata(path)
+  _, meta = artifacts.read_export(path)
+  return dataclasses.replace(meta, extra={k: v for k, v in meta.extra.items() if k != "export"})
+
+
+def _load_ingredient(path: str):
+  """The Keras model of a ``.keras`` file or of a SavedModel export."""
+  if artifacts.find_export(path) is None:
+    from d3tf.inference import keras_predictor  # pylint: disable=g-import-not-at-top
+    return keras_predictor.load_model(path)[0]
+  from d3tf.serving import keras_restore  # pylint: disable=g-import-not-at-top
+  return keras_restore.keras_model_from_export(path)[0]

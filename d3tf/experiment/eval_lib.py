@@ -58,6 +58,8 @@ class EvalConfig:
       model's; "none": feed the images as they are).
     render_bits: Overrides the model's rounding of rendered images.
     samples: Monte-Carlo samples per image.
+    flip_average: Average each image's depth with its mirror image's
+      (:mod:`d3tf.inference.flip_average`; a second forward pass).
     ause_metric: "abs" or "rmse".
     batch_size: Images rendered and predicted together.
     bin_width_m: Width of the depth bins of the per-bin RMS.
@@ -92,6 +94,7 @@ class EvalConfig:
       default_factory=lambda: config_lib.CameraConfig(preset="model"))
   render_bits: int | None = None
   samples: int = 1
+  flip_average: bool = False
   ause_metric: str = "abs"
   batch_size: int = 4
   bin_width_m: float = 1.0
@@ -434,6 +437,10 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
   start = time.time()
   if predictor is None:
     predictor = _load_predictor(config)
+  if config.flip_average:
+    from d3tf.inference import flip_average  # pylint: disable=g-import-not-at-top
+    if not isinstance(predictor, flip_average.FlipAveragingPredictor):
+      predictor = flip_average.FlipAveragingPredictor(predictor)
   dataset = config.dataset
   render_kwargs = predictor.metadata.render_kwargs()
   if config.render_bits is not None:
@@ -478,6 +485,7 @@ def run_evaluation(config: EvalConfig, predictor=None) -> dict[str, Any]:
       "render_options": ({k: v for k, v in render_kwargs.items() if k != "psf"}
                          if camera is not None else None),
       "samples": config.samples,
+      "flip_average": config.flip_average,
       "max_depth_m": config.max_depth_m,
       "min_depth_m": config.min_depth_m,
       **results,

@@ -10,7 +10,9 @@ Typical use::
 * :class:`Predictor`: a Keras model (model_dir or ``.keras``);
 * :class:`SavedModelPredictor`, :class:`TFLitePredictor`: exports of
   ``d3tf.export``, same interface;
-* :func:`load_predictor`: any of those paths -> the right predictor.
+* :func:`load_predictor`: any of those paths -> the right predictor;
+* :class:`FlipAveragingPredictor`: any of them, each image's depth averaged
+  with its mirror image's (``load_predictor(..., flip_average=True)``).
 
 What a model expects (camera, input kind) is its
 :class:`d3tf.artifacts.Metadata`, ``predictor.metadata``. Importing this
@@ -19,11 +21,12 @@ package is cheap: TensorFlow is imported on first use.
 
 from d3tf.inference.export_predictors import SavedModelPredictor
 from d3tf.inference.export_predictors import TFLitePredictor
+from d3tf.inference.flip_average import FlipAveragingPredictor
 from d3tf.inference.keras_predictor import DEFAULT_MAX_BATCH_PIXELS
 from d3tf.inference.keras_predictor import load_model
 from d3tf.inference.keras_predictor import pad_to_multiple
 from d3tf.inference.keras_predictor import Predictor
 from d3tf.inference.loader import load_predictor
 
-__all__ = ["DEFAULT_MAX_BATCH_PIXELS", "load_model", "load_predictor", "pad_to_multiple",
+__all__ = ["DEFAULT_MAX_BATCH_PIXELS", "FlipAveragingPredictor", "load_model", "load_predictor", "pad_to_multiple",
            "Predictor", "SavedModelPredictor", "TFLitePredictor"]

@@ -8,12 +8,14 @@ from absl import logging
 
 from d3tf import artifacts
 from d3tf.inference import export_predictors
+from d3tf.inference import flip_average as flip_average_lib
 from d3tf.inference import keras_predictor
 
 
 def load_predictor(path: str | os.PathLike, *, checkpoint: str = "auto",
                    require_metadata: bool = True,
-                   max_batch_pixels: int = keras_predictor.DEFAULT_MAX_BATCH_PIXELS):
+                   max_batch_pixels: int = keras_predictor.DEFAULT_MAX_BATCH_PIXELS,
+                   flip_average: bool = False):
   """Loads a trained model or an export, with its metadata, into a predictor.
 
   Args:
@@ -30,6 +32,9 @@ def load_predictor(path: str | os.PathLike, *, checkpoint: str = "auto",
       is only a warning (the model is then taken to expect all-in-focus
       input).
     max_batch_pixels: Pixel budget of one forward pass.
+    flip_average: Wrap the predictor in a
+      :class:`~d3tf.inference.FlipAveragingPredictor` (each image's depth
+      averaged with its mirror image's).
 
   Returns:
     The predictor.
@@ -39,6 +44,15 @@ def load_predictor(path: str | os.PathLike, *, checkpoint: str = "auto",
       metadata, naming the path.
     ValueError: corrupt model file or metadata, naming it.
   """
+  predictor = _load(path, checkpoint, require_metadata, max_batch_pixels)
+  if flip_average:
+    logging.info("Flip test-time averaging: each image and its mirror image, averaged")
+    return flip_average_lib.FlipAveragingPredictor(predictor)
+  return predictor
+
+
+def _load(path, checkpoint: str, require_metadata: bool, max_batch_pixels: int):
+  """The predictor of :func:`load_predictor`, unwrapped."""
   ref = artifacts.find_export(path)
   if ref is not None:
     return export_predictors.load_export_predictor(ref, max_batch_pixels=max_batch_pixels)

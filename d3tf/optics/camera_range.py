@@ -176,11 +176,13 @@ FAMILIES = {
 
 
 
-def _any_camera_range(name: str, nyu_family: str) -> CameraRange:
-  """The four-family mix (NYU 0.3, DSLR 0.3, phone 0.2, mirrorless 0.2) with ``nyu_family``."""
-  weights = {nyu_family: 0.3, "dfd_dslr": 0.3, "phone": 0.2, "mirrorless": 0.2}
+def _any_camera_range(name: str, nyu_family: str,
+                      weights: tuple[float, float, float, float] = (0.3, 0.3, 0.2, 0.2)
+                      ) -> CameraRange:
+  """The four-family mix: ``nyu_family``, DSLR, phone, mirrorless, with ``weights``."""
+  families = (nyu_family, "dfd_dslr", "phone", "mirrorless")
   return CameraRange(name, tuple(dataclasses.replace(FAMILIES[family], weight=weight)
-                                 for family, weight in weights.items()))
+                                 for family, weight in zip(families, weights)))
 
 
 #: Camera range presets, by name (``camera.range`` / ``--camera_range``).
@@ -188,6 +190,9 @@ RANGES = {
     "anycamera": _any_camera_range("anycamera", "nyu"),
     # "anycamera" with the NYU family widened to the grid's apertures (docs/any_camera.md).
     "anycamera_wide": _any_camera_range("anycamera_wide", "nyu_lens"),
+    # "anycamera" with the weight moved to the two cameras of the project's real data (the NYU
+    # frames, the DFD photos): NYU 0.4, DSLR 0.4, phone 0.1, mirrorless 0.1. Same cameras.
+    "anycamera_weighted": _any_camera_range("anycamera_weighted", "nyu", (0.4, 0.4, 0.1, 0.1)),
     "nyu": CameraRange("nyu", (FAMILIES["nyu"],)),
     "dfd_dslr": CameraRange("dfd_dslr", (FAMILIES["dfd_dslr"],)),
     "phone": CameraRange("phone", (FAMILIES["phone"],)),
