@@ -99,6 +99,28 @@ def test_ingredients_for_other_inputs_or_networks_are_refused(tmp_path):
                                 [0.5, 0.5])
 
 
+def test_an_ingredient_on_part_of_the_first_camera_range_is_accepted():
+  from d3tf.optics import camera_range  # pylint: disable=g-import-not-at-top
+  metas = {name: artifacts.Metadata.for_training(
+      camera=Camera.nyu(2.0), model_config=D3NetConfig.tiny(), train_data="procedural (test)",
+      extra={"camera_range": camera_range.get_range(name).to_dict()})
+           for name in ("anycamera", "anycamera_weighted", "anycamera_wide", "dfd_dslr")}
+  # The same cameras in other proportions; one family of the first's.
+  average_lib.check_metadata_agree([metas["anycamera"], metas["anycamera_weighted"]],
+                                   ["a", "weighted"])
+  average_lib.check_metadata_agree([metas["anycamera"], metas["dfd_dslr"]], ["a", "dslr"])
+  with pytest.raises(ValueError, match="any was trained on camera range 'anycamera', whose "
+                     "families 'nyu', 'phone', 'mirrorless' the first ingredient's range "
+                     r"\(dslr: 'dfd_dslr'\)"):
+    average_lib.check_metadata_agree([metas["dfd_dslr"], metas["anycamera"]], ["dslr", "any"])
+  with pytest.raises(ValueError, match="families 'nyu_lens'.*put the widest range first"):
+    average_lib.check_metadata_agree([metas["anycamera"], metas["anycamera_wide"]],
+                                     ["a", "wide"])
+  plain = dataclasses.replace(metas["anycamera"], extra={})
+  with pytest.raises(ValueError, match="differ in their metadata's camera_range"):
+    average_lib.check_metadata_agree([plain, metas["anycamera"]], ["plain", "a"])
+
+
 def test_an_existing_average_is_kept_unless_overwrite(tmp_path):
   _model_dir(tmp_path / "a", 0)
   _model_dir(tmp_path / "b", 1)

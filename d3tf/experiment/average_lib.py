@@ -13,7 +13,12 @@ writes the average as a model_dir that every d3tf command reads:
 * ``d3tf_metadata.json``: the first ingredient's, with ``averaged_from`` (each
   ingredient's model file and coefficient) added; the ingredients must agree
   on everything the metadata says about inputs (camera, input kind, PSF,
-  render options, model config, camera range), or averaging is refused;
+  render options, model config), or averaging is refused; a camera-aware
+  ingredient may have been trained on another camera range than the first
+  (e.g. a run on one family of cameras, from the first), as long as every
+  family of its range is one of the first's (the same box, any weight): the
+  first ingredient's range, which the average keeps, then holds every camera
+  any ingredient was trained on;
 * ``config.json``: the first ingredient's (where it is a model_dir), so that
   ``--init_from`` and fine-tuning read it as any run's.
 
@@ -32,6 +37,7 @@ to avoid: shapes are checked, lineage cannot be.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -44,8 +50,8 @@ from d3tf import artifacts
 from d3tf import atomic_io
 
 #: Keys of ``d3tf_metadata.json`` on which every ingredient must agree (what the model expects
-#: as input; ``camera_range`` is a run fact of camera-aware models).
-MUST_AGREE = ("input", "camera", "psf", "render_options", "model_config", "camera_range")
+#: as input). ``camera_range``, a run fact of camera-aware models, is checked by family.
+MUST_AGREE = ("input", "camera", "psf", "render_options", "model_config")
 #: Where the average writes its model.
 MODEL_FILENAME = artifacts.FINAL_MODEL_FILENAME
 
@@ -103,16 +109,44 @@ def check_metadata_agree(metas: Sequence[artifacts.Metadata], paths: Sequence[st
   """Refuses ingredients whose metadata describe different inputs, naming the field and files.
 
   Raises:
-    ValueError: a key of :data:`MUST_AGREE` differs.
+    ValueError: a key of :data:`MUST_AGREE` differs, or an ingredient's
+      camera range has a family that the first ingredient's lacks (or only
+      one of the two has a range).
   """
   first = metas[0].to_dict()
   for meta, path in zip(metas[1:], paths[1:]):
     other = meta.to_dict()
+    _check_camera_range_inside(other.get("camera_range"), first.get("camera_range"), path,
+                               paths[0])
     for key in MUST_AGREE:
       if first.get(key) != other.get(key):
         raise ValueError(f"{path} and {paths[0]} differ in their metadata's {key} "
                          f"({other.get(key)!r} vs {first.get(key)!r}): only checkpoints of one "
                          "network trained for the same inputs can be averaged")
+
+
+def _check_camera_range_inside(inner: Any, outer: Any, inner_path: str, outer_path: str) -> None:
+  """Refuses a camera range (JSON) with a family the first ingredient's range lacks."""
+  if inner is None and outer is None:
+    return
+  if inner is None or outer is None:
+    raise ValueError(f"{inner_path} and {outer_path} differ in their metadata's camera_range "
+                     f"({inner!r} vs {outer!r}): only checkpoints of one network trained for "
+                     "the same inputs can be averaged")
+
+  def boxes(camera_range):
+    return {json.dumps({k: v for k, v in family.items() if k != "weight"}, sort_keys=True):
+            family.get("name") for family in camera_range.get("families", [])}
+
+  outer_boxes = boxes(outer)
+  missing = [name for box, name in boxes(inner).items() if box not in outer_boxes]
+  same_bounds = all(inner.get(k) == outer.get(k) for k in ("max_blur_px", "depth_range_m"))
+  if missing or not same_bounds:
+    raise ValueError(f"{inner_path} was trained on camera range {inner.get('name')!r}, whose "
+                     f"{'families ' + ', '.join(map(repr, missing)) if missing else 'blur bound'}"
+                     f" the first ingredient's range ({outer_path}: {outer.get('name')!r}) "
+                     "lacks: the average keeps the first ingredient's range, which must hold "
+                     "every camera the ingredients were trained on; put the widest range first")
 
 
 def run_average(model_paths: Sequence[str], output_dir: str, *, checkpoint: str = "best",

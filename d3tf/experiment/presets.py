@@ -232,6 +232,13 @@ register_seeds("nyu_real_anycamera_realmix", (7,))
 register_preset("nyu_real_anycamera_weighted", {"camera": {"range": "anycamera_weighted"}},
                 base="nyu_real_anycamera_realmix")
 register_seeds("nyu_real_anycamera_weighted", (7,))
+# Continuations on one family each, to be averaged with their start ("model soups" of runs
+# specialised from one model): the real-mix runs' twins but for the range, "dfd_dslr" (the DFD
+# DSLR, f/2-f/8, focus 1-3 m) or "nyu" (the NYU camera, focus 1-8 m); the model stays camera-aware.
+for _family in ("dfd_dslr", "nyu"):
+  register_preset(f"nyu_real_anycamera_only_{_family}", {"camera": {"range": _family}},
+                  base="nyu_real_anycamera_realmix")
+  register_seeds(f"nyu_real_anycamera_only_{_family}", (7,))
 
 # Issue 13, making the 2 m model read blur: the re-blur ratio stem instead of the band-pass one.
 register_preset("nyu_real_focus2m_reblur", {"model": {"input_features": "rgb+reblur"}},
