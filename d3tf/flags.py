@@ -289,9 +289,10 @@ def define_training_flags() -> None:
       "folder resumes an interrupted run. Default: runs/<date>_<time>.")
   _define_input_flag()
   flags.DEFINE_enum(
-      "model_size", None, ["tiny", "small", "full"],
+      "model_size", None, ["tiny", "small", "medium", "full"],
       "D3-Net size: 'full' (the paper's, DenseNet-121 encoder, 24 M parameters), 'small' (CPU "
-      "experiments), 'tiny' (tests). Default: small for procedural scenes, else full.")
+      "experiments, 0.75 M), 'medium' (2.1 M: a camera-aware model that still ships small), "
+      "'tiny' (tests). Default: small for procedural scenes, else full.")
   flags.DEFINE_enum(
       "input_features", m.input_features, ["rgb", "rgb+bandpass", "rgb+reblur"],
       "What D3-Net's stem sees: 'rgb' (the paper), 'rgb+bandpass': RGB plus three fixed, "

@@ -280,7 +280,7 @@ class ModelConfig:
   """D3-Net: a size preset and :class:`d3tf.models.D3NetConfig` overrides.
 
   Attributes:
-    size: "tiny", "small" or "full"; None: small for procedural scenes, else
+    size: "tiny", "small", "medium" or "full"; None: small for procedural scenes, else
       full.
     input_features: "rgb", "rgb+bandpass" or "rgb+reblur" (D3NetConfig's).
     bandpass_floor: Smallest band RMS of the band-pass maps.
@@ -299,7 +299,7 @@ class ModelConfig:
       maths, less memory, more compute).
   """
 
-  size: str | None = _choices("tiny", "small", "full", None, default=None)
+  size: str | None = _choices("tiny", "small", "medium", "full", None, default=None)
   input_features: str = _choices("rgb", "rgb+bandpass", "rgb+reblur", default="rgb")
   bandpass_floor: float = _bounded(1e-4, 1e-9, 0.5)
   dropout_rate: float | None = _bounded(None, 0.0, 1.0)
