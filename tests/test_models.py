@@ -54,9 +54,12 @@ def test_full_size_has_the_papers_parameter_count():
 def test_small_and_tiny_are_small():
   small = models.build_d3net(D3NetConfig.small()).count_params()
   tiny = models.build_d3net(D3NetConfig.tiny()).count_params()
-  print(f"\nD3-Net small: {small:,} parameters; tiny: {tiny:,}")
+  medium = models.build_d3net(D3NetConfig.medium()).count_params()
+  print(f"\nD3-Net small: {small:,} parameters; tiny: {tiny:,}; medium: {medium:,}")
   assert 2e5 < small < 2e6
   assert tiny < 3e4
+  # Medium: larger than small, and its float32 weights well under a shipped model's 20 MB.
+  assert small < medium and 4 * medium < 10e6
 
 
 def test_skips_come_from_named_layers_at_halving_resolutions(tiny_model):
@@ -128,7 +131,8 @@ def test_save_and_load_round_trip(tiny_model, tmp_path):
 
 
 def test_config_round_trips_and_validates():
-  for config in (D3NetConfig.full(), D3NetConfig.small(), D3NetConfig.tiny(max_depth_m=20.0)):
+  for config in (D3NetConfig.full(), D3NetConfig.small(), D3NetConfig.medium(),
+                 D3NetConfig.tiny(max_depth_m=20.0)):
     as_json = json.dumps(config.to_dict())
     assert D3NetConfig.from_dict(json.loads(as_json)) == config
   config = D3NetConfig.tiny(decoder_filters=[8, 8, 4, 4, 4])
