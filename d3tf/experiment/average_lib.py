@@ -120,9 +120,14 @@ def check_metadata_agree(metas: Sequence[artifacts.Metadata], paths: Sequence[st
                                paths[0])
     for key in MUST_AGREE:
       if first.get(key) != other.get(key):
-        raise ValueError(f"{path} and {paths[0]} differ in their metadata's {key} "
-                         f"({other.get(key)!r} vs {first.get(key)!r}): only checkpoints of one "
-                         "network trained for the same inputs can be averaged")
+        raise _differ(key, other.get(key), first.get(key), path, paths[0])
+
+
+def _differ(key: str, value: Any, first_value: Any, path: str, first_path: str) -> ValueError:
+  """The error for a metadata field ``key`` on which ``path`` and the first ingredient differ."""
+  return ValueError(f"{path} and {first_path} differ in their metadata's {key} ({value!r} vs "
+                    f"{first_value!r}): only checkpoints of one network trained for the same "
+                    "inputs can be averaged")
 
 
 def _check_camera_range_inside(inner: Any, outer: Any, inner_path: str, outer_path: str) -> None:
@@ -130,9 +135,7 @@ def _check_camera_range_inside(inner: Any, outer: Any, inner_path: str, outer_pa
   if inner is None and outer is None:
     return
   if inner is None or outer is None:
-    raise ValueError(f"{inner_path} and {outer_path} differ in their metadata's camera_range "
-                     f"({inner!r} vs {outer!r}): only checkpoints of one network trained for "
-                     "the same inputs can be averaged")
+    raise _differ("camera_range", inner, outer, inner_path, outer_path)
 
   def boxes(camera_range):
     return {json.dumps({k: v for k, v in family.items() if k != "weight"}, sort_keys=True):
@@ -176,51 +179,58 @@ def run_average(model_paths: Sequence[str], output_dir: str, *, checkpoint: str 
   target = os.path.join(output_dir, MODEL_FILENAME)
   if os.path.exists(target) and not overwrite:
     raise FileExistsError(f"{target} exists: choose another --output_dir, or --overwrite")
-  files = [_ingredient_path(p, checkpoint) for p in model_paths]
+  ingredients = [_Ingredient.resolve(p, checkpoint) for p in model_paths]
+  files = [ingredient.path for ingredient in ingredients]
   if len(set(map(os.path.realpath, files))) < len(files):
     raise ValueError(f"the same model file is given twice: {files}")
-  metas = [_ingredient_metadata(f) for f in files]
+  metas = [ingredient.metadata() for ingredient in ingredients]
   check_metadata_agree(metas, files)
   model, weight_lists = None, []
-  for n, path in enumerate(files, start=1):
-    loaded = _load_ingredient(path)
+  for n, (path, ingredient) in enumerate(zip(files, ingredients), start=1):
+    loaded = ingredient.load()
     weight_lists.append(loaded.get_weights())
     logging.info("Ingredient %d/%d: %s (coefficient %.4g, %d weights)", n, len(files), path,
                  weights[n - 1], len(weight_lists[-1]))
     model = model or loaded
   model.set_weights(average_weights(weight_lists, weights))
   os.makedirs(output_dir, exist_ok=True)
-  ingredients = [{"model": f, "coefficient": c} for f, c in zip(files, weights)]
-  meta = dataclasses.replace(metas[0], extra={**metas[0].extra, "averaged_from": ingredients})
+  averaged_from = [{"model": f, "coefficient": c} for f, c in zip(files, weights)]
+  meta = dataclasses.replace(metas[0], extra={**metas[0].extra, "averaged_from": averaged_from})
   source_config = os.path.join(os.path.dirname(files[0]), artifacts.model_dir.CONFIG_FILENAME)
-  if artifacts.find_export(files[0]) is None and os.path.isfile(source_config):
+  if ingredients[0].export is None and os.path.isfile(source_config):
     shutil.copyfile(source_config, os.path.join(output_dir, artifacts.model_dir.CONFIG_FILENAME))
   artifacts.write_metadata(output_dir, meta)
   atomic_io.save_model(model, target)
   logging.info("Wrote the average of %d models to %s", len(files), target)
-  return {"output_dir": output_dir, "model": target, "ingredients": ingredients}
+  return {"output_dir": output_dir, "model": target, "ingredients": averaged_from}
 
 
-def _ingredient_path(path: str, checkpoint: str) -> str:
-  """The model file of a model_dir or ``.keras`` file, or the version folder of an export."""
-  ref = artifacts.find_export(path) if os.path.isdir(path) else None
-  if ref is not None:
-    return ref.path
-  return artifacts.resolve_model_path(path, checkpoint)
+@dataclasses.dataclass(frozen=True)
+class _Ingredient:
+  """One model to average: a ``.keras`` file, or a SavedModel export's version folder."""
 
+  path: str
+  export: artifacts.ExportRef | None = None
 
-def _ingredient_metadata(path: str) -> artifacts.Metadata:
-  """An ingredient's metadata; an export's without its ``export`` entry."""
-  if artifacts.find_export(path) is None:
-    return artifacts.read_metadata(path)
-  _, meta = artifacts.read_export(path)
-  return dataclasses.replace(meta, extra={k: v for k, v in meta.extra.items() if k != "export"})
+  @classmethod
+  def resolve(cls, path: str, checkpoint: str) -> "_Ingredient":
+    """A model_dir or ``.keras`` file (its ``checkpoint``), or an export folder."""
+    ref = artifacts.find_export(path) if os.path.isdir(path) else None
+    if ref is not None:
+      return cls(ref.path, ref)
+    return cls(artifacts.resolve_model_path(path, checkpoint))
 
+  def metadata(self) -> artifacts.Metadata:
+    """The ingredient's metadata; an export's without its ``export`` entry."""
+    if self.export is None:
+      return artifacts.read_metadata(self.path)
+    meta = artifacts.read_metadata(self.export.metadata_path)
+    return dataclasses.replace(meta, extra={k: v for k, v in meta.extra.items() if k != "export"})
 
-def _load_ingredient(path: str):
-  """The Keras model of a ``.keras`` file or of a SavedModel export."""
-  if artifacts.find_export(path) is None:
-    from d3tf.inference import keras_predictor  # pylint: disable=g-import-not-at-top
-    return keras_predictor.load_model(path)[0]
-  from d3tf.serving import keras_restore  # pylint: disable=g-import-not-at-top
-  return keras_restore.keras_model_from_export(path)[0]
+  def load(self):
+    """The ingredient's Keras model (an export's rebuilt from its variables)."""
+    if self.export is None:
+      from d3tf.inference import keras_predictor  # pylint: disable=g-import-not-at-top
+      return keras_predictor.load_model(self.path)[0]
+    from d3tf.serving import keras_restore  # pylint: disable=g-import-not-at-top
+    return keras_restore.keras_model_from_export(self.path)[0]

@@ -232,9 +232,6 @@ register_seeds("nyu_real_anycamera_realmix", (7,))
 register_preset("nyu_real_anycamera_weighted", {"camera": {"range": "anycamera_weighted"}},
                 base="nyu_real_anycamera_realmix")
 register_seeds("nyu_real_anycamera_weighted", (7,))
-# Continuations on one family each, to be averaged with their start ("model soups" of runs
-# specialised from one model): the real-mix runs' twins but for the range, "dfd_dslr" (the DFD
-# DSLR, f/2-f/8, focus 1-3 m) or "nyu" (the NYU camera, focus 1-8 m); the model stays camera-aware.
 # Capacity, two arms identical but for the network: camera-aware from scratch, 28 epochs x 200 =
 # 5,600 steps (the shipped model's three stages together) with the rate decaying from 1e-3 to
 # zero along a cosine, every epoch's model kept; the small D3-Net (0.75 M parameters) or the
@@ -244,6 +241,9 @@ for _size in ("small", "medium"):
       "model": {"size": _size},
       "training": {"epochs": 28, "lr_schedule": "cosine", "keep_epoch_models": True}},
                   base="nyu_real_anycamera")
+# Continuations on one family each, to be averaged with their start ("model soups" of runs
+# specialised from one model): the real-mix runs' twins but for the range, "dfd_dslr" (the DFD
+# DSLR, f/2-f/8, focus 1-3 m) or "nyu" (the NYU camera, focus 1-8 m); the model stays camera-aware.
 for _family in ("dfd_dslr", "nyu"):
   register_preset(f"nyu_real_anycamera_only_{_family}", {"camera": {"range": _family}},
                   base="nyu_real_anycamera_realmix")

@@ -28,5 +28,5 @@ from d3tf.inference.keras_predictor import pad_to_multiple
 from d3tf.inference.keras_predictor import Predictor
 from d3tf.inference.loader import load_predictor
 
-__all__ = ["DEFAULT_MAX_BATCH_PIXELS", "FlipAveragingPredictor", "load_model", "load_predictor", "pad_to_multiple",
-           "Predictor", "SavedModelPredictor", "TFLitePredictor"]
+__all__ = ["DEFAULT_MAX_BATCH_PIXELS", "FlipAveragingPredictor", "load_model", "load_predictor",
+           "pad_to_multiple", "Predictor", "SavedModelPredictor", "TFLitePredictor"]
