@@ -74,7 +74,8 @@ def test_an_export_averages_with_a_keras_file(scrambled, camera_aware_model_dir,
   for w, a, b in zip(averaged.get_weights(), model.get_weights(), original.get_weights()):
     np.testing.assert_allclose(w, (a + b) / 2, rtol=1e-5, atol=1e-6)
   meta = artifacts.read_metadata(str(out))
-  assert "export" not in meta.extra and meta.model_config["camera_aware"]
+  assert meta.export is None and meta.model_config["camera_aware"]
+  assert "export" not in json.loads((out / "d3tf_metadata.json").read_text())
   assert not (out / "config.json").exists()  # An export has no run config to carry over.
 
 

@@ -224,8 +224,7 @@ class _Ingredient:
     """The ingredient's metadata; an export's without its ``export`` entry."""
     if self.export is None:
       return artifacts.read_metadata(self.path)
-    meta = artifacts.read_metadata(self.export.metadata_path)
-    return dataclasses.replace(meta, extra={k: v for k, v in meta.extra.items() if k != "export"})
+    return dataclasses.replace(artifacts.read_metadata(self.export.metadata_path), export=None)
 
   def load(self):
     """The ingredient's Keras model (an export's rebuilt from its variables)."""
